@@ -1,0 +1,3 @@
+from rpbench.cli import main
+
+main()

@@ -1,0 +1,142 @@
+"""The ``rpbench`` command line: ``list`` and ``run``.
+
+Bad input of any kind (an unknown name, a value out of range, an unusable path or device) ends
+with one line ``error: …`` on stderr naming the problem and the valid choices, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rpbench.engine import resolve_device
+from rpbench.errors import UsageError
+from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins
+from rpbench.results import RESULTS_FILE, RunWriter, create_run_dir, run_metadata
+from rpbench.runner import execute, parse_estimators, parse_task_params, plan
+from rpbench.summary import SUMMARY_METRICS, estimators_table, summary_tables, task_detail_tables, tasks_table
+
+app = typer.Typer(
+    help="Measure Monte Carlo gradient estimators: variance, bias, MSE and cost, against exact gradients.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+@app.command("list")
+def list_command(
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Show one task in full.")] = None,
+) -> None:
+    """Show every task (parameters, defaults, capabilities) and every estimator (parameters, needs)."""
+    load_builtins()
+    if task is not None:
+        for table in task_detail_tables(get_task(task), ESTIMATORS):
+            console.print(table)
+        return
+    console.print(tasks_table(TASKS))
+    console.print(estimators_table(ESTIMATORS))
+
+
+@app.command("run")
+def run_command(
+    task: Annotated[str, typer.Option("--task", "-t", help="Task family (see `rpbench list`).")] = "gaussian",
+    estimator: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--estimator", "-e", help='"all", a list "score,pathwise", or "score+ma:decay=0.9,0.99" (repeatable).'
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Task parameter key=value; a comma list sweeps (repeatable)."),
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", "-K", help="Independent estimates per cell (K >= 2).")] = 1000,
+    batch: Annotated[int, typer.Option("--batch", "-n", help="Samples inside each estimate (n >= 1).")] = 1,
+    seed: Annotated[int, typer.Option(help="Base seed; each cell derives its own generator from it.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    out: Annotated[Path, typer.Option(help="Folder for run outputs; each run writes a new OUT/<run-id>/.")] = Path(
+        "results"
+    ),
+    repeats: Annotated[int, typer.Option(help="Timed repeats of each cell (>= 1), for the cost and its CI.")] = 3,
+    level: Annotated[float, typer.Option(help="Confidence level of every interval, in (0, 1).")] = 0.95,
+    metric: Annotated[str, typer.Option(help="Metric the console summary shows.")] = "variance",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
+) -> None:
+    """Draw K independent gradient estimates per cell and write variance, bias, MSE, SNR and cost with CIs."""
+    if samples < 2:
+        raise UsageError(f"--samples {samples}: need K >= 2 independent estimates to measure a variance")
+    if batch < 1:
+        raise UsageError(f"--batch {batch}: need n >= 1 samples per estimate")
+    if repeats < 1:
+        raise UsageError(f"--repeats {repeats}: need at least 1 timed repeat")
+    if not 0.0 < level < 1.0:
+        raise UsageError(f"--level {level}: a confidence level lies in (0, 1), e.g. 0.95")
+    if metric not in SUMMARY_METRICS:
+        raise UsageError(f"--metric {metric!r} is not a metric; valid choices: {', '.join(SUMMARY_METRICS)}")
+    torch_device = resolve_device(device)
+    requests = parse_estimators(estimator or ["all"])
+    the_plan = plan(task, parse_task_params(param or [], task), requests, batch, torch_device)
+
+    options = {
+        "task": task,
+        "estimator": estimator or ["all"],
+        "param": param or [],
+        "samples": samples,
+        "batch": batch,
+        "seed": seed,
+        "device": device,
+        "repeats": repeats,
+        "level": level,
+    }
+    run_dir = create_run_dir(out, task)
+    writer = RunWriter(run_dir, run_metadata(options, torch_device))
+    started = time.perf_counter()
+    with console.status(f"measuring {len(the_plan.cells)} cells") as status:
+        for done, result in enumerate(execute(the_plan.cells, samples, batch, seed, repeats, level), 1):
+            writer.add(result.rows, result.coords)
+            status.update(f"measured {done}/{len(the_plan.cells)} cells")
+    writer.finish(cells=len(the_plan.cells), skipped=the_plan.skipped, seconds=time.perf_counter() - started)
+
+    if not quiet:
+        cls = get_task(task)
+        est_params = list(dict.fromkeys(p.name for c in the_plan.cells for p in type(c.estimator).params))
+        for table in summary_tables(writer.rows, metric, [p.name for p in cls.params], est_params):
+            console.print(table)
+    if the_plan.skipped:
+        console.print(
+            f"[yellow]skipped {len(the_plan.skipped)} estimator/configuration pairs that do not apply "
+            f"(see {run_dir / 'run.json'}), e.g. {the_plan.skipped[0]}[/]"
+        )
+    console.print(f"wrote {len(writer.rows)} rows to {run_dir / RESULTS_FILE}")
+
+
+# Typer vendors click in recent releases; reach its exception base through the public API.
+ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning every usage problem into one line and exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="rpbench", standalone_mode=False)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help has been shown already
+            sys.exit(0)
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except (typer.Abort, KeyboardInterrupt):
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,9 @@
+"""The one exception type that turns into a one-line message and exit code 2."""
+
+
+class UsageError(ValueError):
+    """Bad input from the user: unknown name, bad value, unusable path or device.
+
+    The CLI prints ``error: <message>`` on one line and exits with code 2.  Raise it with a
+    message that names the problem and the valid choices.
+    """

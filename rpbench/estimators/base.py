@@ -1,0 +1,74 @@
+"""The estimator contract and the batched-gradient helper every surrogate estimator uses.
+
+An estimator turns samples into K independent gradient estimates at once::
+
+    estimates = estimator.estimate(task, samples=K, batch=n, generator=g)
+    # {"mu": Tensor(K, D), "sigma": Tensor(K, D)}: one row per independent estimate
+
+Most estimators are a *surrogate loss* per estimate whose autograd gradient is the estimate
+(score function: ``stop_grad(f(z)) log q_θ(z)``; pathwise: ``f(g_θ(ε))``).
+:func:`per_estimate_gradients` evaluates ``∇θ surrogate`` for all K estimates in one
+``torch.func.vmap`` over noise drawn beforehand from the cell's seeded generator (randomness
+inside vmap would give every lane the same noise).  Estimators that are not the gradient of one
+surrogate (measure-valued derivatives, for one) return their estimates directly through the same
+signature.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import ClassVar
+
+import torch
+from torch.func import grad, vmap
+
+from rpbench.params import Config, ParamSpec
+from rpbench.tasks.base import CAPABILITIES, Task, Theta
+
+
+class Estimator(ABC):
+    """One configured estimator.  Subclasses register with ``@register_estimator``.
+
+    Class attributes declare what ``list`` shows and what decides applicability:
+    ``needs`` (task capabilities, see :data:`rpbench.tasks.base.CAPABILITIES`), ``min_batch``
+    (samples per estimate it requires), ``biased`` (biased by construction), ``reference``.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    reference: ClassVar[str]
+    params: ClassVar[tuple[ParamSpec, ...]] = ()
+    needs: ClassVar[frozenset[str]] = frozenset()
+    min_batch: ClassVar[int] = 1
+    biased: ClassVar[bool] = False
+
+    def __init__(self, config: Mapping[str, object] | None = None) -> None:
+        self.config: Config = dict(config or {})  # type: ignore[arg-type]
+
+    @classmethod
+    def why_not(cls, task: Task, batch: int) -> str | None:
+        """Why this estimator does not apply to ``task`` with ``batch`` samples, or ``None``."""
+        missing = sorted(cls.needs - task.capabilities)
+        if missing:
+            needs = "; ".join(f"{m} ({CAPABILITIES.get(m, m)})" for m in missing)
+            return f"needs {needs}"
+        if batch < cls.min_batch:
+            return f"needs --batch >= {cls.min_batch} samples per estimate; got --batch {batch}"
+        return None
+
+    @abstractmethod
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        """``samples`` independent estimates, each from ``batch`` samples: ``{group: (K, ...)}``."""
+
+
+Surrogate = Callable[..., torch.Tensor]
+
+
+def per_estimate_gradients(surrogate: Surrogate, theta: Theta, *batched: torch.Tensor) -> Theta:
+    """``∇θ surrogate(θ, *args_k)`` for every k, as one ``vmap`` over the leading axis of ``batched``.
+
+    ``surrogate(theta, *args)`` must return a scalar for one estimate's arguments.
+    """
+    in_dims = (None,) + (0,) * len(batched)
+    return vmap(grad(surrogate), in_dims=in_dims)(theta, *batched)

@@ -1,0 +1,158 @@
+"""The score-function (REINFORCE) estimator and its baseline control variates.
+
+All share one surrogate per estimate, ``mean_i [f_θ(z_i) + stop_grad(f_θ(z_i) − b_i) log q_θ(z_i)]``
+with ``z_i`` sampled and then detached, whose gradient is
+``(1/n) Σ_i (f(z_i) − b_i) ∇θ log q_θ(z_i)`` (plus ``∇θ f`` where f depends on θ).  A baseline
+``b_i`` that is independent of ``z_i`` keeps the estimate unbiased; they differ in where ``b``
+comes from.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.signal import lfilter
+
+from rpbench.estimators.base import Estimator, per_estimate_gradients
+from rpbench.params import ParamSpec, at_least, in_unit_interval
+from rpbench.registry import register_estimator
+from rpbench.tasks.base import Task, Theta
+
+
+def score_surrogate(task: Task, theta: Theta, noise: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    """Surrogate whose gradient is the score-function estimate with ``baseline`` (shape ``(n,)`` or ``()``)."""
+    z = task.sample(theta, noise).detach()
+    f = task.objective(theta, z)
+    return (f + (f.detach() - baseline) * task.log_prob(theta, z)).mean()
+
+
+def score_estimates(task: Task, noise: torch.Tensor, baselines: torch.Tensor) -> Theta:
+    """Score-function estimates for noise ``(K, n, ...)`` and baselines ``(K,)`` or ``(K, n)``."""
+    return per_estimate_gradients(lambda th, eps, b: score_surrogate(task, th, eps, b), task.theta, noise, baselines)
+
+
+def objective_values(task: Task, noise: torch.Tensor) -> torch.Tensor:
+    """``f(z)`` for noise of shape ``(K, n, ...)``, without gradients: shape ``(K, n)``."""
+    with torch.no_grad():
+        return task.objective(task.theta, task.sample(task.theta, noise))
+
+
+@register_estimator
+class Score(Estimator):
+    """Score-function estimator ``(1/n) Σ_i f(z_i) ∇θ log q_θ(z_i)``.
+
+    Williams (1992), "Simple statistical gradient-following algorithms for connectionist
+    reinforcement learning" (REINFORCE); Glynn (1990) (likelihood ratio); reviewed in Mohamed et
+    al. (2020), JMLR 21(132), §4.
+    """
+
+    name = "score"
+    summary = "score function / REINFORCE, no baseline"
+    reference = "Williams 1992; Mohamed et al. 2020 §4"
+    needs = frozenset({"log-prob"})
+
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        noise = task.noise(generator, (samples, batch))
+        zero = torch.zeros(samples, dtype=noise.dtype, device=noise.device)
+        return score_estimates(task, noise, zero)
+
+
+def exponential_moving_average(values: torch.Tensor, decay: float) -> torch.Tensor:
+    """``e_t = decay · e_{t−1} + (1 − decay) · values_t`` with ``e_{−1} = values_0``, in float64."""
+    x = values.detach().to("cpu", torch.float64).numpy()
+    smoothed, _ = lfilter([1.0 - decay], [1.0, -decay], x, zi=np.array([decay * x[0]]))
+    return torch.from_numpy(smoothed).to(values.device, values.dtype)
+
+
+@register_estimator
+class ScoreMovingAverage(Estimator):
+    """Score function with a moving-average baseline ``b_k = EMA_decay(mean f of estimates < k)``.
+
+    Williams (1992) (reinforcement baseline); Mnih & Gregor (2014), "Neural Variational Inference
+    and Learning in Belief Networks" (moving-average baseline).  The K estimates are drawn in
+    stream order as in training: estimate k uses the average of the objective over estimates
+    before it, so it stays unbiased and the estimates stay uncorrelated (martingale differences).
+    A burn-in of ``ceil(5 / (1 − decay))`` discarded estimates precedes the K that are measured.
+    """
+
+    name = "score+ma"
+    summary = "score function, exponential-moving-average baseline over previous estimates"
+    reference = "Williams 1992; Mnih & Gregor 2014"
+    needs = frozenset({"log-prob"})
+    params = (ParamSpec("decay", float, 0.9, "EMA decay of the baseline", check=in_unit_interval),)
+
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        decay = float(self.config["decay"])
+        burn_in = max(1, math.ceil(5.0 / (1.0 - decay)))
+        noise = task.noise(generator, (burn_in + samples, batch))
+        stream = exponential_moving_average(objective_values(task, noise).mean(dim=1), decay)
+        baselines = stream[burn_in - 1 : burn_in + samples - 1]  # EMA of estimates strictly before
+        return score_estimates(task, noise[burn_in:], baselines)
+
+
+@register_estimator
+class ScoreOptimal(Estimator):
+    """Score function with the variance-optimal constant baseline, per coordinate.
+
+    ``b_j = E[f(z) s_j(z)²] / E[s_j(z)²]`` with ``s = ∇θ log q_θ(z)``, estimated from ``pilot``
+    independent samples shared by all K estimates (so each estimate stays unbiased, and the
+    estimates stay uncorrelated).  The estimate is ``mean_i f(z_i) s(z_i) − b ⊙ mean_i s(z_i)``.
+    Greensmith, Bartlett & Baxter (2004), JMLR 5, "Variance reduction techniques for gradient
+    estimates in reinforcement learning"; Mohamed et al. (2020), JMLR 21(132), §7.4.
+    """
+
+    name = "score+opt"
+    summary = "score function, optimal constant baseline (per coordinate) from independent pilot samples"
+    reference = "Greensmith et al. 2004; Mohamed et al. 2020 §7.4"
+    needs = frozenset({"log-prob"})
+    params = (ParamSpec("pilot", int, 1000, "independent samples that estimate the baseline", check=at_least(2)),)
+
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        pilot = task.noise(generator, (int(self.config["pilot"]), 1))
+        pilot_f = objective_values(task, pilot)[:, 0]
+        pilot_scores = per_estimate_gradients(
+            lambda th, eps: task.log_prob(th, task.sample(th, eps).detach()).sum(), task.theta, pilot
+        )
+        baseline = {}
+        for group, s in pilot_scores.items():
+            weight = pilot_f.reshape(-1, *([1] * (s.dim() - 1)))
+            baseline[group] = (weight * s**2).sum(0) / (s**2).sum(0)
+
+        noise = task.noise(generator, (samples, batch))
+        zero = torch.zeros(samples, dtype=noise.dtype, device=noise.device)
+        plain = score_estimates(task, noise, zero)
+        mean_scores = per_estimate_gradients(
+            lambda th, eps: task.log_prob(th, task.sample(th, eps).detach()).mean(), task.theta, noise
+        )
+        return {group: plain[group] - baseline[group] * mean_scores[group] for group in plain}
+
+
+def leave_one_out_surrogate(task: Task, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
+    """Score surrogate whose baseline for sample i is the mean of f over the other samples."""
+    z = task.sample(theta, noise).detach()
+    f = task.objective(theta, z)
+    n = f.shape[0]
+    others = (f.detach().sum() - f.detach()) / (n - 1)
+    return (f + (f.detach() - others) * task.log_prob(theta, z)).mean()
+
+
+@register_estimator
+class ScoreLeaveOneOut(Estimator):
+    """Score function with the leave-one-out baseline: ``1/(n−1) Σ_i (f(z_i) − f̄) ∇θ log q(z_i)``.
+
+    Kool, van Hoof & Welling (2019), "Buy 4 REINFORCE samples, get a baseline for free!"
+    (ICLR workshop); also Mnih & Rezende (2016) (VIMCO-style leave-one-out).  Unbiased for
+    n ≥ 2; meaningless for n = 1 (no other sample), which it refuses.
+    """
+
+    name = "score+loo"
+    summary = "score function, leave-one-out baseline (RLOO); needs --batch >= 2"
+    reference = "Kool, van Hoof & Welling 2019"
+    needs = frozenset({"log-prob"})
+    min_batch = 2
+
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        noise = task.noise(generator, (samples, batch))
+        return per_estimate_gradients(lambda th, eps: leave_one_out_surrogate(task, th, eps), task.theta, noise)

@@ -1,0 +1,197 @@
+"""Reduce a ``(K, P)`` matrix of independent gradient estimates to metrics with confidence intervals.
+
+Every metric comes with a two-sided interval at ``level`` (default 95 %); the methods, also
+listed in the README:
+
+* ``mean`` / ``bias`` — one coordinate: the signed value ± z·SE.  Several coordinates: the norm,
+  within ``‖x̂‖ ± r`` where ``r`` bounds ``‖x̂ − x‖`` (a confidence ball).  ``K‖x̂ − x‖²`` is a
+  weighted sum of χ²₁ variables, matched to ``a·χ²_ν`` by its first two moments (Satterthwaite);
+  the ball is exact for one coordinate and conservative for the norm.
+* ``variance`` (trace of the covariance), ``variance_per_coord``, ``mse`` — a distribution-free
+  interval on the log scale: ``log v̂ ± z·sd(u)/(√K·ū)`` with ``u_k`` the squared distances whose
+  mean is the statistic.  It uses the sample fourth moment, so it widens with the kurtosis
+  (Bonett 2006, "Approximate confidence interval for standard deviation of nonnormal
+  distributions"), where the normal-theory χ² interval is far too narrow for heavy-tailed
+  score-function estimates.
+* ``snr`` and ``work_variance`` — combined from the intervals of their factors, each at level
+  ``1 − α/2`` (Bonferroni), so the combined interval has at least the nominal level.
+* ``cosine`` — mean of the per-estimate cosine ± z·SE, clipped to [−1, 1].
+* ``sec_per_estimate`` — Student-t interval over the timed repeats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from scipy import stats
+
+# Above this many multiply-adds the exact tr(Σ²) is skipped for the conservative bound tr(Σ)².
+_GRAM_BUDGET = 2e9
+
+
+# ``bias_significant``: the bias is further from zero than 4 standard errors (two-sided level of
+# a ±4σ normal interval), strict enough that unbiased rows of a large sweep are rarely flagged.
+SIGNIFICANT_LEVEL = 1.0 - 2.0 * float(stats.norm.sf(4.0))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its confidence interval."""
+
+    value: float
+    lo: float
+    hi: float
+
+
+def _z(level: float) -> float:
+    return float(stats.norm.ppf(0.5 + level / 2.0))
+
+
+def _log_scale_interval(u: torch.Tensor, scale: float, level: float) -> Interval:
+    """Interval for ``scale · mean(u)`` (u ≥ 0) on the log scale with the sample variance of u."""
+    k = u.numel()
+    mean = float(u.mean())
+    value = scale * mean
+    if mean <= 0.0:
+        return Interval(value, 0.0, 0.0)
+    spread = float(u.std()) / (math.sqrt(k) * mean)
+    width = _z(level) * spread
+    return Interval(value, value * math.exp(-width), value * math.exp(width))
+
+
+def _mean_interval(x: torch.Tensor, level: float) -> Interval:
+    k = x.numel()
+    value = float(x.mean())
+    half = _z(level) * float(x.std()) / math.sqrt(k)
+    return Interval(value, value - half, value + half)
+
+
+def _ball_radius(centered: torch.Tensor, level: float) -> float:
+    """Radius r with P(‖mean − E‖ ≤ r) ≈ level, for estimates with centred rows ``centered``."""
+    k, p = centered.shape
+    trace = float((centered**2).sum()) / (k - 1)
+    if trace <= 0.0:
+        return 0.0
+    if min(k, p) ** 2 * max(k, p) <= _GRAM_BUDGET:
+        gram = centered.T @ centered if p <= k else centered @ centered.T
+        trace_sq = float((gram**2).sum()) / (k - 1) ** 2
+    else:
+        trace_sq = trace**2  # ν = 1: the widest the weighted χ² sum can be
+    scale, dof = trace_sq / trace, trace**2 / trace_sq
+    return math.sqrt(scale * float(stats.chi2.ppf(level, dof)) / k)
+
+
+def _norm_or_signed(point: torch.Tensor, centered: torch.Tensor, level: float) -> Interval:
+    """A vector's norm (or a scalar's signed value) with its confidence interval."""
+    radius = _ball_radius(centered, level)
+    if point.numel() == 1:
+        value = float(point.reshape(()))
+        return Interval(value, value - radius, value + radius)
+    norm = float(point.norm())
+    return Interval(norm, max(0.0, norm - radius), norm + radius)
+
+
+def _ratio(num: Interval, den: Interval) -> Interval:
+    def divide(a: float, b: float) -> float:
+        return a / b if b > 0 else (math.inf if a > 0 else math.nan)
+
+    return Interval(divide(num.value, den.value), divide(num.lo, den.hi), divide(num.hi, den.lo))
+
+
+def summarize(
+    estimates: torch.Tensor,
+    exact: torch.Tensor | None,
+    seconds: Sequence[float],
+    level: float = 0.95,
+) -> dict[str, float]:
+    """Metrics and their ``_lo``/``_hi`` bounds for one parameter group.
+
+    ``estimates`` is ``(K, P)``: K independent estimates of a P-coordinate gradient.  ``exact``
+    is the true gradient (``None`` where unknown: the truth-dependent metrics are NaN).
+    ``seconds`` holds the wall-clock time of each timed repeat of all K estimates.
+    """
+    g = estimates.detach().to(torch.float64).reshape(estimates.shape[0], -1)
+    k, p = g.shape
+    if k < 2:
+        raise ValueError("need at least two estimates")
+    bonferroni = 1.0 - (1.0 - level) / 2.0
+    mean = g.mean(0)
+    centered = g - mean
+    u = (centered**2).sum(1)
+    out: dict[str, float] = {"n_coords": p}
+
+    def put(name: str, interval: Interval) -> None:
+        out[name], out[f"{name}_lo"], out[f"{name}_hi"] = interval.value, interval.lo, interval.hi
+
+    put("mean", _norm_or_signed(mean, centered, level))
+    variance = _log_scale_interval(u, k / (k - 1), level)
+    put("variance", variance)
+    put("variance_per_coord", Interval(variance.value / p, variance.lo / p, variance.hi / p))
+    mean_u = float(u.mean())
+    out["kurtosis"] = float((u**2).mean()) / mean_u**2 if mean_u > 0 else math.nan
+
+    nan = Interval(math.nan, math.nan, math.nan)
+    if exact is None:
+        out["exact"] = math.nan
+        put("bias", nan)
+        out["bias_significant"] = False
+        put("mse", nan)
+        put("cosine", nan)
+    else:
+        truth = exact.detach().to(g.device, torch.float64).reshape(-1)
+        out["exact"] = float(truth[0]) if p == 1 else float(truth.norm())
+        put("bias", _norm_or_signed(mean - truth, centered, level))
+        strict = _norm_or_signed(mean - truth, centered, SIGNIFICANT_LEVEL)
+        out["bias_significant"] = strict.lo > 0 or strict.hi < 0
+        put("mse", _log_scale_interval(((g - truth) ** 2).sum(1), 1.0, level))
+        truth_norm = float(truth.norm())
+        if truth_norm > 0:
+            norms = g.norm(dim=1)
+            cos = torch.where(norms > 0, (g @ truth) / (norms.clamp_min(1e-300) * truth_norm), 0.0)
+            c = _mean_interval(cos, level)
+            put("cosine", Interval(c.value, max(-1.0, c.lo), min(1.0, c.hi)))
+        else:
+            put("cosine", nan)
+
+    mean_wide = _norm_or_signed(mean, centered, bonferroni)
+    mean_abs = Interval(abs(mean_wide.value), *sorted(map(abs, (mean_wide.lo, mean_wide.hi))))
+    if p == 1 and mean_wide.lo <= 0.0 <= mean_wide.hi:
+        mean_abs = Interval(mean_abs.value, 0.0, mean_abs.hi)
+    variance_wide = _log_scale_interval(u, k / (k - 1), bonferroni)
+    sd_wide = Interval(*(math.sqrt(x) for x in (variance_wide.value, variance_wide.lo, variance_wide.hi)))
+    put("snr", _ratio(mean_abs, sd_wide))
+
+    per_estimate = torch.tensor([s / k for s in seconds], dtype=torch.float64)
+    put("sec_per_estimate", _time_interval(per_estimate, level))
+    time_wide = _time_interval(per_estimate, bonferroni)
+    put(
+        "work_variance",
+        Interval(variance.value * time_wide.value, variance_wide.lo * time_wide.lo, variance_wide.hi * time_wide.hi),
+    )
+    return out
+
+
+def _time_interval(times: torch.Tensor, level: float) -> Interval:
+    value = float(times.mean())
+    if times.numel() < 2:
+        return Interval(value, math.nan, math.nan)
+    half = float(stats.t.ppf(0.5 + level / 2.0, times.numel() - 1)) * float(times.std()) / math.sqrt(times.numel())
+    return Interval(value, max(0.0, value - half), value + half)
+
+
+def per_coordinate(estimates: torch.Tensor, exact: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Per-coordinate mean, exact value, bias, variance and standard error of the mean."""
+    g = estimates.detach().to(torch.float64).reshape(estimates.shape[0], -1)
+    mean = g.mean(0)
+    variance = g.var(0)
+    truth = torch.full_like(mean, math.nan) if exact is None else exact.detach().to(g.device, torch.float64).reshape(-1)
+    return {
+        "mean": mean,
+        "exact": truth,
+        "bias": mean - truth,
+        "variance": variance,
+        "se": (variance / g.shape[0]).sqrt(),
+    }

@@ -1,0 +1,181 @@
+"""Plan a run (the grid of cells) and execute it, one tidy row per (cell, parameter group).
+
+A run is a task with a parameter grid, a list of estimator requests (each with its own grid),
+a budget (K estimates of n samples each), a seed and a device.  :func:`plan` validates all of it
+up front, so bad input fails before anything is computed or written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from rpbench import metrics
+from rpbench.engine import cell_seed, draw_estimates
+from rpbench.errors import UsageError
+from rpbench.estimators.base import Estimator
+from rpbench.params import Config, expand_grid, format_config, parse_assignment, resolve_grid
+from rpbench.registry import ESTIMATORS, get_estimator, get_task, load_builtins
+from rpbench.tasks.base import Task
+
+ALL = "all"
+
+
+@dataclass
+class EstimatorRequest:
+    """An estimator named on the command line, with its parameter overrides (lists sweep)."""
+
+    name: str
+    overrides: dict[str, list[str]] = field(default_factory=dict)
+
+
+def parse_estimators(texts: Sequence[str]) -> list[EstimatorRequest]:
+    """Parse ``--estimator`` values such as ``score,pathwise`` or ``score+ma:decay=0.9,0.99``.
+
+    Commas separate estimators and the values of a swept parameter; a token with ``=`` starts a
+    new parameter of the current estimator; a token that is a registered estimator name (or
+    ``all``) after a complete parameter starts a new estimator.
+    """
+    load_builtins()
+    requests: list[EstimatorRequest] = []
+    for text in texts:
+        current: EstimatorRequest | None = None
+        key: str | None = None
+        for token in (t.strip() for t in text.split(",")):
+            if not token:
+                raise UsageError(f"--estimator {text!r}: empty name in the list")
+            if ":" in token:
+                name, _, assignment = token.partition(":")
+                current = EstimatorRequest(name.strip())
+                requests.append(current)
+                key, values = parse_assignment(assignment, f"--estimator {name.strip()}")
+                current.overrides.setdefault(key, []).extend(values)
+            elif "=" in token:
+                if current is None:
+                    raise UsageError(f"--estimator {text!r}: parameter {token!r} comes before any estimator name")
+                key, values = parse_assignment(token, f"--estimator {current.name}")
+                current.overrides.setdefault(key, []).extend(values)
+            elif key is not None and current is not None and token not in ESTIMATORS and token != ALL:
+                current.overrides[key].append(token)
+            else:
+                current, key = EstimatorRequest(token), None
+                requests.append(current)
+    if not requests:
+        raise UsageError(f"--estimator: no estimator given; valid estimators: {ALL}, {', '.join(sorted(ESTIMATORS))}")
+    return requests
+
+
+def parse_task_params(texts: Sequence[str], task: str) -> dict[str, list[str]]:
+    """``--param key=v1,v2`` (repeatable) into overrides; a repeated key extends its list."""
+    overrides: dict[str, list[str]] = {}
+    for text in texts:
+        key, values = parse_assignment(text, f"--param (task {task})")
+        overrides.setdefault(key, []).extend(values)
+    return overrides
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One task configuration × one estimator configuration."""
+
+    task: Task
+    estimator: Estimator
+
+
+@dataclass
+class Plan:
+    """The validated cells of a run and what was skipped (with why)."""
+
+    cells: list[Cell]
+    skipped: list[str]
+
+
+def plan(
+    task_name: str,
+    task_overrides: dict[str, list[str]],
+    requests: Sequence[EstimatorRequest],
+    batch: int,
+    device: torch.device,
+) -> Plan:
+    """Validate everything and list the cells; raise :class:`UsageError` on any bad input."""
+    task_cls = get_task(task_name)
+    grid = resolve_grid(task_cls.params, task_overrides, f"task {task_name}")
+    tasks = [task_cls(config, device) for config in expand_grid(grid)]
+
+    wanted: list[tuple[type[Estimator], Config, bool]] = []
+    for request in requests:
+        if request.name == ALL:
+            if request.overrides:
+                raise UsageError("--estimator all takes no parameters; name the estimator to set them")
+            for cls in ESTIMATORS.values():
+                defaults = resolve_grid(cls.params, {}, f"estimator {cls.name}")
+                wanted.extend((cls, config, False) for config in expand_grid(defaults))
+            continue
+        cls = get_estimator(request.name)
+        estimator_grid = resolve_grid(cls.params, request.overrides, f"estimator {cls.name}")
+        wanted.extend((cls, config, True) for config in expand_grid(estimator_grid))
+
+    chosen: dict[int, list[Estimator]] = {i: [] for i in range(len(tasks))}
+    skipped: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for cls, config, named in wanted:
+        key = (cls.name, format_config(config))
+        if key in seen:
+            continue
+        seen.add(key)
+        reasons = [cls.why_not(t, batch) for t in tasks]
+        if named and all(reasons):
+            raise UsageError(f"estimator {cls.name} does not apply to task {task_name}: {reasons[0]}")
+        for i, why in enumerate(reasons):
+            if why is None:
+                chosen[i].append(cls(config))
+            else:
+                skipped.append(f"{cls.name} on {task_name}({format_config(tasks[i].config)}): {why}")
+    cells = [Cell(tasks[i], estimator) for i, estimators in chosen.items() for estimator in estimators]
+    if not cells:
+        raise UsageError(f"no estimator applies to task {task_name} with these settings")
+    return Plan(cells, skipped)
+
+
+@dataclass
+class CellResult:
+    """A finished cell: one row per parameter group, and per-coordinate summaries per group."""
+
+    cell: Cell
+    rows: list[dict[str, object]]
+    coords: dict[str, dict[str, torch.Tensor]]
+
+
+def execute(
+    cells: Sequence[Cell], samples: int, batch: int, seed: int, repeats: int = 3, level: float = 0.95
+) -> Iterator[CellResult]:
+    """Run the cells in order; yield each as soon as it is measured."""
+    if samples < 2:
+        raise UsageError(f"--samples {samples}: need at least 2 estimates to measure a variance")
+    for cell in cells:
+        task, estimator = cell.task, cell.estimator
+        this_seed = cell_seed(seed, task.name, task.config, estimator.name, estimator.config, samples, batch)
+        draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats)
+        exact = task.exact_gradient()
+        rows, coords = [], {}
+        for group, values in draw.estimates.items():
+            truth = None if exact is None else exact[group]
+            row: dict[str, object] = {
+                "task": task.name,
+                "estimator": estimator.name,
+                "biased": estimator.biased,
+                "group": group,
+                "samples": samples,
+                "batch": batch,
+                "seed": seed,
+                "device": str(task.device),
+                **task.config,
+                **estimator.config,
+                "truth": task.truth if truth is not None else "none",
+            }
+            row.update(metrics.summarize(values, truth, draw.seconds, level))
+            rows.append(row)
+            coords[group] = metrics.per_coordinate(values, truth)
+        yield CellResult(cell, rows, coords)

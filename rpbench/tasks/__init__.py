@@ -1,0 +1,3 @@
+"""Task families.  Each module registers its tasks on import."""
+
+from rpbench.tasks import gaussian  # noqa: F401

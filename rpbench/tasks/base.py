@@ -1,0 +1,81 @@
+"""The task contract: a stochastic objective ``L(θ) = E_{z~q_θ}[f_θ(z)]`` and its truth.
+
+A task instance is one configuration (one point of a sweep) on one device.  It exposes
+
+* ``theta``: the parameters as a dict of named *groups* (``{"mu": ..., "sigma": ...}``); each
+  group is reported in its own CSV row;
+* a reparameterized sampler ``sample(theta, noise)`` over base noise drawn by ``noise``;
+* ``log_prob(theta, z)`` and the per-sample objective ``objective(theta, z)``;
+* ``capabilities``: what estimators may rely on (see :data:`CAPABILITIES`);
+* ``exact_gradient()``: the true gradient per group, when it is known.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import ClassVar
+
+import torch
+
+from rpbench.params import Config, ParamSpec
+
+Theta = dict[str, torch.Tensor]
+
+CAPABILITIES: dict[str, str] = {
+    "reparameterizable": "z = g_θ(ε) with ε from a fixed base distribution (pathwise applies)",
+    "log-prob": "log q_θ(z) is available (score-function estimators apply)",
+    "differentiable": "f is twice differentiable in z (Taylor / delta-method control variates apply)",
+    "gaussian": "q_θ is a diagonal Gaussian with groups mu and sigma (MVD, delta method)",
+}
+
+
+class Task(ABC):
+    """One configuration of a task family.  Subclasses register with ``@register_task``."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    params: ClassVar[tuple[ParamSpec, ...]]
+    dtype: ClassVar[torch.dtype] = torch.float32
+
+    def __init__(self, config: Mapping[str, object], device: torch.device) -> None:
+        self.config: Config = dict(config)  # type: ignore[arg-type]
+        self.device = device
+
+    # -- what estimators use ------------------------------------------------------------
+    @property
+    @abstractmethod
+    def theta(self) -> Theta:
+        """The parameters, one tensor per group, on ``self.device``."""
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> frozenset[str]:
+        """Which of :data:`CAPABILITIES` this configuration offers."""
+
+    @abstractmethod
+    def noise(self, generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+        """Base noise ε for ``shape`` samples (``shape + event_shape``)."""
+
+    @abstractmethod
+    def sample(self, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
+        """Reparameterized samples ``z = g_θ(ε)``; differentiable in ``theta``."""
+
+    @abstractmethod
+    def log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        """``log q_θ(z)`` summed over the event dimensions."""
+
+    @abstractmethod
+    def objective(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        """``f_θ(z)`` per sample (the event dimensions reduced)."""
+
+    # -- truth -------------------------------------------------------------------------
+    def exact_gradient(self) -> Theta | None:
+        """The true gradient of ``L`` per group, or ``None`` where it is not known."""
+        return None
+
+    def exact_value(self) -> float | None:
+        """The true objective ``L(θ)``, or ``None`` where it is not known."""
+        return None
+
+    truth: ClassVar[str] = "closed-form"
