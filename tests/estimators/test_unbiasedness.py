@@ -1,0 +1,80 @@
+"""Every unbiased estimator's mean is within 4 SE of the exact gradient; biased ones fail that check."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rpbench.estimators.base import Estimator, per_estimate_gradients
+from rpbench.registry import ESTIMATORS, load_builtins
+from rpbench.tasks.base import Task, Theta
+from rpbench.tasks.gaussian import FUNCTIONS
+from tests.conftest import estimates, gaussian, max_z_score
+
+load_builtins()
+UNBIASED = sorted(name for name, cls in ESTIMATORS.items() if not cls.biased)
+# Two parameter points, the second in D = 2 with several samples per estimate.
+POINTS = [
+    {"dim": 1, "mu": 1.0, "sigma": 1.0, "k": 0.5, "batch": 2},
+    {"dim": 2, "mu": -0.4, "sigma": 1.6, "k": 1.3, "batch": 3},
+]
+
+
+def cases() -> list[tuple[str, str, int]]:
+    out = []
+    for name in UNBIASED:
+        for fn in sorted(FUNCTIONS):
+            if name == "pathwise" and fn == "step":
+                continue  # biased there: checked below
+            for i, point in enumerate(POINTS):
+                config = {k: v for k, v in point.items() if k != "batch"}
+                if ESTIMATORS[name].why_not(gaussian(fn=fn, **config), int(point["batch"])) is None:
+                    out.append((name, fn, i))
+    return out
+
+
+@pytest.mark.parametrize(("name", "fn", "point"), cases())
+def test_mean_within_four_standard_errors(name: str, fn: str, point: int) -> None:
+    config = dict(POINTS[point])
+    batch = config.pop("batch")
+    task = gaussian(fn=fn, **config)
+    draws = estimates(task, name, samples=20_000, batch=batch, seed=11)
+    exact = task.exact_gradient()
+    for group, values in draws.items():
+        assert max_z_score(values, exact[group]) < 4.0, (name, fn, group)
+
+
+@pytest.mark.parametrize("fn", ["step"])
+def test_pathwise_on_a_step_is_biased_and_the_check_sees_it(fn: str) -> None:
+    task = gaussian(fn=fn, k=0.5)
+    draws = estimates(task, "pathwise", samples=2_000)
+    assert torch.all(draws["mu"] == 0)  # the step's derivative is zero almost everywhere
+    assert max_z_score(draws["mu"], task.exact_gradient()["mu"]) > 4.0
+
+
+class SelfBaselineScore(Estimator):
+    """Deliberately biased: the baseline includes the sample's own f (``mean f`` over the batch)."""
+
+    name = "test-self-baseline"
+    summary = "biased on purpose"
+    reference = "none"
+    needs = frozenset({"log-prob"})
+
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        noise = task.noise(generator, (samples, batch))
+
+        def surrogate(theta: Theta, eps: torch.Tensor) -> torch.Tensor:
+            z = task.sample(theta, eps).detach()
+            f = task.objective(theta, z).detach()
+            return ((f - f.mean()) * task.log_prob(theta, z)).mean()
+
+        return per_estimate_gradients(surrogate, task.theta, noise)
+
+
+def test_a_deliberately_biased_estimator_fails_the_same_check() -> None:
+    task = gaussian(fn="quadratic", k=0.0)
+    generator = torch.Generator().manual_seed(3)
+    draws = SelfBaselineScore().estimate(task, 20_000, 2, generator)
+    # E = (n−1)/n · ∇L: half the true gradient at n = 2, far beyond 4 SE at this K.
+    assert max_z_score(draws["mu"], task.exact_gradient()["mu"]) > 4.0
+    assert max_z_score(2 * draws["mu"], task.exact_gradient()["mu"]) < 4.0

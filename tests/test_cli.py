@@ -1,0 +1,183 @@
+"""The command line end to end: outputs, determinism, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from rpbench.cli import main
+from rpbench.results import COORDS_FILE, META_FILE, RESULTS_FILE
+
+TIMING = [
+    "sec_per_estimate",
+    "sec_per_estimate_lo",
+    "sec_per_estimate_hi",
+    "work_variance",
+    "work_variance_lo",
+    "work_variance_hi",
+]
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def only_run(out: Path) -> Path:
+    (run_dir,) = list(out.iterdir())
+    return run_dir
+
+
+def test_run_writes_csv_coords_and_sidecar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(
+        [
+            "run",
+            "-t",
+            "gaussian",
+            "-e",
+            "score,pathwise",
+            "-p",
+            "fn=quadratic",
+            "-p",
+            "sigma=1,2",
+            "-p",
+            "k=0",
+            "-K",
+            "200",
+            "--repeats",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        capsys,
+    )
+    assert code == 0
+    run_dir = only_run(tmp_path)
+    table = pd.read_csv(run_dir / RESULTS_FILE)
+    assert len(table) == 2 * 2 * 2  # σ values × estimators × groups
+    assert set(table["group"]) == {"mu", "sigma"}
+    assert (table["samples"] == 200).all() and (table["batch"] == 1).all()
+    coords = pd.read_csv(run_dir / COORDS_FILE)
+    assert len(coords) == len(table)  # D = 1: one coordinate per row
+    assert (run_dir / META_FILE).exists()
+    assert "variance, group mu" in out and "wrote 8 rows" in out
+
+
+def test_same_seed_gives_identical_csv_apart_from_timing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "run",
+        "-e",
+        "all",
+        "-p",
+        "fn=cos,step",
+        "-p",
+        "sigma=1",
+        "-p",
+        "dim=2",
+        "-n",
+        "2",
+        "-K",
+        "100",
+        "--repeats",
+        "1",
+        "--seed",
+        "3",
+    ]
+    tables = []
+    for name in ("a", "b"):
+        assert run_cli([*args, "--out", str(tmp_path / name)], capsys)[0] == 0
+        text = (only_run(tmp_path / name) / RESULTS_FILE).read_text()
+        tables.append(pd.read_csv(only_run(tmp_path / name) / RESULTS_FILE).drop(columns=TIMING))
+        assert text.count("\n") == len(tables[-1]) + 1
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+    assert run_cli([*args[:-1], "4", "--out", str(tmp_path / "c")], capsys)[0] == 0
+    other = pd.read_csv(only_run(tmp_path / "c") / RESULTS_FILE).drop(columns=TIMING)
+    assert not other["mean"].equals(tables[0]["mean"])
+
+
+def test_list_shows_tasks_estimators_and_one_task_in_full(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["list"], capsys)
+    assert code == 0
+    for word in ("gaussian", "score+loo", "pathwise+delta", "mvd", "batch>=2", "decay=0.9"):
+        assert word in out
+    code, out, _ = run_cli(["list", "--task", "gaussian"], capsys)
+    assert code == 0 and "expquad" in out and "applicability" in out
+
+
+BAD_INPUTS = [
+    (["run", "--task", "nope"], "unknown task 'nope'; valid tasks: gaussian"),
+    (["run", "-e", "nope"], "unknown estimator 'nope'; valid estimators: all,"),
+    (["run", "-p", "colour=red"], "unknown parameter 'colour'; valid parameters: dim, mu, sigma, fn, k"),
+    (["run", "-p", "sigma=0"], "sigma='0' is out of range; expected a number > 0"),
+    (["run", "-p", "sigma=-1,1"], "out of range"),
+    (["run", "-p", "dim=two"], "not a valid int"),
+    (["run", "-p", "fn=sin"], "valid choices: linear, quadratic, cos, expquad, step"),
+    (["run", "-p", "sigma"], "not of the form key=value"),
+    (["run", "-K", "1"], "--samples 1: need K >= 2"),
+    (["run", "-n", "0"], "--batch 0"),
+    (["run", "-e", "score+loo"], "score+loo does not apply to task gaussian: needs --batch >= 2"),
+    (["run", "-e", "score+delta", "-p", "fn=step"], "needs differentiable"),
+    (["run", "-e", "score+ma:decay=1.5"], "decay='1.5' is out of range; expected a number in [0, 1)"),
+    (["run", "-e", "score+ma:tau=1"], "unknown parameter 'tau'; valid parameters: decay"),
+    (["run", "--device", "tpu"], "valid choices: cpu, cuda, cuda:N"),
+    (["run", "--metric", "speed"], "valid choices: variance"),
+    (["run", "--level", "95"], "--level 95.0"),
+    (["run", "-K", "ten"], "Invalid value for '--samples'"),
+    (["run", "--bogus"], "No such option"),
+    (["list", "--task", "nope"], "unknown task 'nope'"),
+    (["frobnicate"], "No such command"),
+]
+if not torch.cuda.is_available():
+    BAD_INPUTS.append((["run", "--device", "cuda"], "CUDA is not available on this machine; valid choices: cpu"))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_gives_one_line_and_exit_2(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results"
+    (out / "earlier-run").mkdir(parents=True)
+    (out / "earlier-run" / RESULTS_FILE).write_text("task,estimator\ngaussian,score\n")
+    before = snapshot(out)
+    extra = ["--out", str(out), "-K", "10"] if args[0] == "run" and "-K" not in args else []
+    code, _, err = run_cli([*args, *extra] if args[0] == "run" else args, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0]
+    assert "Traceback" not in err
+    assert snapshot(out) == before  # nothing written, nothing damaged
+
+
+def test_unwritable_out_is_one_line_and_leaves_files_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("precious")
+    code, _, err = run_cli(["run", "-K", "10", "--out", str(blocker / "sub")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--out" in err and "choose a writable folder" in err
+    assert blocker.read_text() == "precious"
+
+
+def test_the_installed_entry_point_exits_2_without_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rpbench", "run", "-p", "sigma=0", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: ")
+    assert list(tmp_path.iterdir()) == []
