@@ -31,7 +31,7 @@ format: setup
 	$(BIN)/ruff check --fix rpbench tests
 
 bench: setup
-	$(BIN)/python -m pytest tests/benchmarks -q --benchmark-only --benchmark-autosave
+	$(BIN)/python -m pytest tests/benchmarks -q --benchmark-only --benchmark-autosave --benchmark-columns=mean,stddev,ops,rounds
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
