@@ -58,29 +58,46 @@ def test_zero_variance_gives_a_degenerate_interval() -> None:
     assert row["bias"] == 0.0 and not row["bias_significant"]
 
 
-def _coverage(kind: str, replications: int = 300, k: int = 1000) -> float:
+# Score-function estimates for x² at μ = σ = 1 (k = 0): ε ↦ estimate, true variance, true kurtosis.
+HEAVY_TAILED = {
+    "score, group mu": (lambda e: (1 + e) ** 2 * e, 30.0),  # kurtosis ≈ 40
+    "score, group sigma": (lambda e: (1 + e) ** 2 * (e**2 - 1), 136.0),  # kurtosis ≈ 253
+}
+
+
+def _coverage(kind: str, case: str, replications: int = 300, k: int = 1000) -> float:
     """Share of replications whose variance interval covers the true variance."""
+    estimate, truth = HEAVY_TAILED[case]
     rng = np.random.default_rng(1)
     covered = 0
     for _ in range(replications):
-        eps = rng.standard_normal(k)
-        g = (1 + eps) ** 2 * eps  # score-function estimate for x², μ = σ = 1: variance 30, kurtosis ≈ 40
+        g = estimate(rng.standard_normal(k))
         if kind == "ours":
             row = summarize(torch.from_numpy(g[:, None]), torch.tensor([2.0]), [1.0])
             lo, hi = row["variance_lo"], row["variance_hi"]
         else:
             s2 = g.var(ddof=1)
             lo, hi = (k - 1) * s2 / stats.chi2.ppf(0.975, k - 1), (k - 1) * s2 / stats.chi2.ppf(0.025, k - 1)
-        covered += lo <= 30.0 <= hi
+        covered += lo <= truth <= hi
     return covered / replications
 
 
-def test_variance_interval_keeps_its_coverage_on_heavy_tailed_score_estimates() -> None:
-    ours = _coverage("ours")
-    chi_square = _coverage("chi-square")
-    # 95 % nominal; with 300 replications the binomial SE is ~1.3 points.
-    assert ours >= 0.90
-    assert chi_square < 0.60  # the normal-theory interval is far too narrow here
+@pytest.mark.parametrize(("case", "floor"), [("score, group mu", 0.92), ("score, group sigma", 0.88)])
+def test_variance_interval_keeps_its_coverage_on_heavy_tailed_score_estimates(case: str, floor: float) -> None:
+    # 95 % nominal; 300 replications give a binomial SE of ~1.3 points.  Where the kurtosis is
+    # ~250 no interval built from 1000 draws reaches 95 % (the tail is rarely seen); ours stays
+    # within a few points while the normal-theory χ² interval covers well under two thirds.
+    assert _coverage("ours", case) >= floor
+    assert _coverage("chi-square", case) < 0.60
+
+
+def test_variance_interval_is_close_to_nominal_for_normal_estimates() -> None:
+    rng = np.random.default_rng(3)
+    hits = 0
+    for _ in range(300):
+        row = summarize(torch.from_numpy(rng.standard_normal((500, 1))), None, [1.0])
+        hits += row["variance_lo"] <= 1.0 <= row["variance_hi"]
+    assert 0.92 <= hits / 300 <= 0.985
 
 
 def test_bias_interval_covers_zero_for_unbiased_draws_at_the_nominal_rate() -> None:
