@@ -1,3 +1,4 @@
 """Gradient estimators, one module per family.  Each module registers its estimators on import."""
 
-from rpbench.estimators import delta, mvd, pathwise, score  # noqa: F401
+# Import order is the order of columns in summaries: base estimators first, then control variates.
+from rpbench.estimators import pathwise, score, delta, mvd  # noqa: F401, I001
