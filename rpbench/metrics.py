@@ -39,6 +39,22 @@ _GRAM_BUDGET = 2e9
 SIGNIFICANT_LEVEL = 1.0 - 2.0 * float(stats.norm.sf(4.0))
 
 
+COLUMNS: tuple[str, ...] = (
+    "n_coords",
+    *(f"mean{suffix}" for suffix in ("", "_lo", "_hi")),
+    "exact",
+    *(f"bias{suffix}" for suffix in ("", "_lo", "_hi")),
+    "bias_significant",
+    *(
+        f"{metric}{suffix}"
+        for metric in ("variance", "variance_per_coord", "mse", "snr", "cosine", "sec_per_estimate", "work_variance")
+        for suffix in ("", "_lo", "_hi")
+    ),
+    "kurtosis",
+)
+"""The metric columns of a row, in CSV order."""
+
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate with its confidence interval."""
@@ -198,7 +214,7 @@ def summarize(
         "work_variance",
         Interval(variance.value * time_wide.value, variance_wide.lo * time_wide.lo, variance_wide.hi * time_wide.hi),
     )
-    return out
+    return {name: out[name] for name in COLUMNS}
 
 
 def _time_interval(times: torch.Tensor, level: float) -> Interval:

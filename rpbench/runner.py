@@ -151,9 +151,14 @@ class CellResult:
 def execute(
     cells: Sequence[Cell], samples: int, batch: int, seed: int, repeats: int = 3, level: float = 0.95
 ) -> Iterator[CellResult]:
-    """Run the cells in order; yield each as soon as it is measured."""
+    """Run the cells in order; yield each as soon as it is measured.
+
+    Every row has a column for every estimator parameter of the run (empty where that
+    estimator does not take it), so columns come in the same order in every row.
+    """
     if samples < 2:
         raise UsageError(f"--samples {samples}: need at least 2 estimates to measure a variance")
+    estimator_params = list(dict.fromkeys(p.name for cell in cells for p in type(cell.estimator).params))
     for cell in cells:
         task, estimator = cell.task, cell.estimator
         this_seed = cell_seed(seed, task.name, task.config, estimator.name, estimator.config, samples, batch)
@@ -172,7 +177,7 @@ def execute(
                 "seed": seed,
                 "device": str(task.device),
                 **task.config,
-                **estimator.config,
+                **{name: estimator.config.get(name) for name in estimator_params},
                 "truth": task.truth if truth is not None else "none",
             }
             row.update(metrics.summarize(values, truth, draw.seconds, level))
