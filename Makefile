@@ -23,12 +23,12 @@ test: setup lint
 	$(BIN)/python -m pytest -q --benchmark-disable
 
 lint: setup
-	$(BIN)/ruff check rpbench tests
-	$(BIN)/ruff format --check rpbench tests
+	$(BIN)/ruff check rpbench tests scripts
+	$(BIN)/ruff format --check rpbench tests scripts
 
 format: setup
-	$(BIN)/ruff format rpbench tests
-	$(BIN)/ruff check --fix rpbench tests
+	$(BIN)/ruff format rpbench tests scripts
+	$(BIN)/ruff check --fix rpbench tests scripts
 
 bench: setup
 	$(BIN)/python -m pytest tests/benchmarks -q --benchmark-only --benchmark-autosave --benchmark-columns=mean,stddev,ops,rounds

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from rpbench.engine import resolve_device
 from rpbench.errors import UsageError
-from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins
+from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins, load_plugin
 from rpbench.results import RESULTS_FILE, RunWriter, create_run_dir, run_metadata
 from rpbench.runner import execute, parse_estimators, parse_task_params, plan
 from rpbench.summary import SUMMARY_METRICS, estimators_table, summary_tables, task_detail_tables, tasks_table
@@ -29,13 +29,26 @@ app = typer.Typer(
 )
 console = Console(width=None if sys.stdout.isatty() else 140)
 
+PluginOption = Annotated[
+    list[str] | None,
+    typer.Option("--plugin", help="A .py file or module that registers tasks/estimators (repeatable)."),
+]
+
+
+def load_plugins(plugins: list[str] | None) -> None:
+    """Register the built-ins and every ``--plugin``."""
+    load_builtins()
+    for plugin in plugins or []:
+        load_plugin(plugin)
+
 
 @app.command("list")
 def list_command(
     task: Annotated[str | None, typer.Option("--task", "-t", help="Show one task in full.")] = None,
+    plugin: PluginOption = None,
 ) -> None:
     """Show every task (parameters, defaults, capabilities) and every estimator (parameters, needs)."""
-    load_builtins()
+    load_plugins(plugin)
     if task is not None:
         for table in task_detail_tables(get_task(task), ESTIMATORS):
             console.print(table)
@@ -68,6 +81,7 @@ def run_command(
     level: Annotated[float, typer.Option(help="Confidence level of every interval, in (0, 1).")] = 0.95,
     metric: Annotated[str, typer.Option(help="Metric the console summary shows.")] = "variance",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
+    plugin: PluginOption = None,
 ) -> None:
     """Draw K independent gradient estimates per cell and write variance, bias, MSE, SNR and cost with CIs."""
     if samples < 2:
@@ -80,6 +94,7 @@ def run_command(
         raise UsageError(f"--level {level}: a confidence level lies in (0, 1), e.g. 0.95")
     if metric not in SUMMARY_METRICS:
         raise UsageError(f"--metric {metric!r} is not a metric; valid choices: {', '.join(SUMMARY_METRICS)}")
+    load_plugins(plugin)
     torch_device = resolve_device(device)
     requests = parse_estimators(estimator or ["all"])
     the_plan = plan(task, parse_task_params(param or [], task), requests, batch, torch_device)
@@ -94,6 +109,7 @@ def run_command(
         "device": device,
         "repeats": repeats,
         "level": level,
+        "plugin": plugin or [],
     }
     run_dir = create_run_dir(out, task)
     writer = RunWriter(run_dir, run_metadata(options, torch_device))

@@ -181,3 +181,69 @@ def test_the_installed_entry_point_exits_2_without_traceback(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: ")
     assert list(tmp_path.iterdir()) == []
+
+
+PLUGIN = '''
+import torch
+from rpbench.estimators.base import Estimator, per_estimate_gradients
+from rpbench.registry import register_estimator
+
+
+@register_estimator
+class ConstantBaselineScore(Estimator):
+    """Score function with a constant baseline of 1 (Williams 1992)."""
+
+    name = "test-plugin-score"
+    summary = "score function, baseline 1"
+    reference = "Williams 1992"
+    needs = frozenset({"log-prob"})
+
+    def estimate(self, task, samples, batch, generator):
+        noise = task.noise(generator, (samples, batch))
+
+        def surrogate(theta, eps):
+            z = task.sample(theta, eps).detach()
+            f = task.objective(theta, z)
+            return (f + (f.detach() - 1.0) * task.log_prob(theta, z)).mean()
+
+        return per_estimate_gradients(surrogate, task.theta, noise)
+'''
+
+
+def test_a_plugin_file_adds_an_estimator_to_list_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rpbench.registry import ESTIMATORS
+
+    plugin = tmp_path / "my_estimator.py"
+    plugin.write_text(PLUGIN)
+    try:
+        code, out, _ = run_cli(["list", "--plugin", str(plugin)], capsys)
+        assert code == 0 and "test-plugin-score" in out
+        args = [
+            "run",
+            "--plugin",
+            str(plugin),
+            "-e",
+            "test-plugin-score,score",
+            "-p",
+            "fn=cos",
+            "-p",
+            "sigma=1",
+            "-K",
+            "300",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+        assert run_cli(args, capsys)[0] == 0
+        table = pd.read_csv(only_run(tmp_path / "out") / RESULTS_FILE)
+        assert set(table["estimator"]) == {"test-plugin-score", "score"}
+        assert not table["bias_significant"].any()
+    finally:
+        ESTIMATORS.pop("test-plugin-score", None)
+
+
+@pytest.mark.parametrize("plugin", ["no/such/file.py", "no_such_module_xyz"])
+def test_a_bad_plugin_is_one_line(plugin: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["list", "--plugin", plugin], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: --plugin {plugin}: cannot load it")
