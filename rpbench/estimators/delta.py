@@ -26,17 +26,17 @@ class TaylorExpansion:
     def __init__(self, task: Task) -> None:
         theta = task.theta
         self.center = theta["mu"].detach()
-        value_at = lambda x: task.objective(theta, x)  # noqa: E731
+        value_at = lambda x: task.objective(theta, x).sum()  # noqa: E731  (one unit)
         with torch.no_grad():
             self.value = value_at(self.center)
         self.gradient = grad(value_at)(self.center)
         self.hessian = hessian(value_at)(self.center)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``h(x)`` for samples ``x`` of shape ``(..., D)``."""
+        """``h(x)`` for samples ``x`` of shape ``(..., D)``: shape ``(..., 1)``, like the objective."""
         offset = x - self.center
         quadratic = 0.5 * torch.einsum("...i,ij,...j->...", offset, self.hessian, offset)
-        return self.value + offset @ self.gradient + quadratic
+        return (self.value + offset @ self.gradient + quadratic).unsqueeze(-1)
 
     def expectation(self, theta: Theta) -> torch.Tensor:
         """``E_{N(μ, diag σ²)}[h]``, differentiable in μ and σ."""

@@ -61,7 +61,7 @@ class MeasureValued(Estimator):
         coupled_normal = maxwell * uniform()  # M·U ~ N(0, 1)
 
         def f_with(values: torch.Tensor) -> torch.Tensor:
-            return task.objective(theta, _replace_diagonal(base, values))  # (K, n, D)
+            return task.objective(theta, _replace_diagonal(base, values))[..., 0]  # (K, n, D): one unit
 
         with torch.no_grad():
             grad_mu = (f_with(mu + sigma * weibull) - f_with(mu - sigma * weibull)) / (sigma * math.sqrt(2 * math.pi))

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import torch
 from scipy.signal import lfilter
+from torch.func import vmap
 
 from rpbench.estimators.base import Estimator, per_estimate_gradients
 from rpbench.params import ParamSpec, at_least, in_unit_interval
@@ -22,21 +23,24 @@ from rpbench.tasks.base import Task, Theta
 
 
 def score_surrogate(task: Task, theta: Theta, noise: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
-    """Surrogate whose gradient is the score-function estimate with ``baseline`` (shape ``(n,)`` or ``()``)."""
+    """Surrogate whose gradient is the score-function estimate with ``baseline``.
+
+    ``f`` and ``log q`` are ``(n, U)``; ``baseline`` broadcasts to that (``(U,)`` or ``(n, U)``).
+    """
     z = task.sample(theta, noise).detach()
     f = task.objective(theta, z)
     return (f + (f.detach() - baseline) * task.log_prob(theta, z)).mean()
 
 
 def score_estimates(task: Task, noise: torch.Tensor, baselines: torch.Tensor) -> Theta:
-    """Score-function estimates for noise ``(K, n, ...)`` and baselines ``(K,)`` or ``(K, n)``."""
+    """Score-function estimates for noise ``(K, n, ...)`` and per-lane baselines ``(K, U)`` or ``(K, n, U)``."""
     return per_estimate_gradients(lambda th, eps, b: score_surrogate(task, th, eps, b), task.theta, noise, baselines)
 
 
 def objective_values(task: Task, noise: torch.Tensor) -> torch.Tensor:
-    """``f(z)`` for noise of shape ``(K, n, ...)``, without gradients: shape ``(K, n)``."""
+    """``f(z)`` for noise of shape ``(K, n, ...)``, without gradients: shape ``(K, n, U)``."""
     with torch.no_grad():
-        return task.objective(task.theta, task.sample(task.theta, noise))
+        return vmap(lambda eps: task.objective(task.theta, task.sample(task.theta, eps)))(noise)
 
 
 @register_estimator
@@ -55,20 +59,20 @@ class Score(Estimator):
 
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         noise = task.noise(generator, (samples, batch))
-        zero = torch.zeros(samples, dtype=noise.dtype, device=noise.device)
-        return score_estimates(task, noise, zero)
+        return score_estimates(task, noise, torch.zeros(samples, 1, dtype=noise.dtype, device=noise.device))
 
 
 def exponential_moving_average(values: torch.Tensor, decay: float) -> torch.Tensor:
-    """``e_t = decay · e_{t−1} + (1 − decay) · values_t`` with ``e_{−1} = values_0``, in float64."""
+    """Along axis 0: ``e_t = decay · e_{t−1} + (1 − decay) · values_t`` with ``e_{−1} = values_0``, in float64."""
     x = values.detach().to("cpu", torch.float64).numpy()
-    smoothed, _ = lfilter([1.0 - decay], [1.0, -decay], x, zi=np.array([decay * x[0]]))
-    return torch.from_numpy(smoothed).to(values.device, values.dtype)
+    initial = decay * x[:1]
+    smoothed, _ = lfilter([1.0 - decay], [1.0, -decay], x, axis=0, zi=initial)
+    return torch.from_numpy(np.ascontiguousarray(smoothed)).to(values.device, values.dtype)
 
 
 @register_estimator
 class ScoreMovingAverage(Estimator):
-    """Score function with a moving-average baseline ``b_k = EMA_decay(mean f of estimates < k)``.
+    """Score function with a moving-average baseline ``b_k = EMA_decay(mean f of estimates < k)``, per unit.
 
     Williams (1992) (reinforcement baseline); Mnih & Gregor (2014), "Neural Variational Inference
     and Learning in Belief Networks" (moving-average baseline).  The K estimates are drawn in
@@ -87,7 +91,7 @@ class ScoreMovingAverage(Estimator):
         decay = float(self.config["decay"])
         burn_in = max(1, math.ceil(5.0 / (1.0 - decay)))
         noise = task.noise(generator, (burn_in + samples, batch))
-        stream = exponential_moving_average(objective_values(task, noise).mean(dim=1), decay)
+        stream = exponential_moving_average(objective_values(task, noise).mean(dim=1), decay)  # (burn_in + K, U)
         baselines = stream[burn_in - 1 : burn_in + samples - 1]  # EMA of estimates strictly before
         return score_estimates(task, noise[burn_in:], baselines)
 
@@ -111,30 +115,36 @@ class ScoreOptimal(Estimator):
 
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         pilot = task.noise(generator, (int(self.config["pilot"]), 1))
-        pilot_f = objective_values(task, pilot)[:, 0]
-        pilot_scores = per_estimate_gradients(
-            lambda th, eps: task.log_prob(th, task.sample(th, eps).detach()).sum(), task.theta, pilot
+        # Per pilot sample: A = Σ_u f_u ∇log q_u and S = Σ_u ∇log q_u; b_j = Σ A_j S_j / Σ S_j².
+        weighted = per_estimate_gradients(
+            lambda th, eps: _score_sum(task, th, eps, weight_by_f=True), task.theta, pilot
         )
-        baseline = {}
-        for group, s in pilot_scores.items():
-            weight = pilot_f.reshape(-1, *([1] * (s.dim() - 1)))
-            baseline[group] = (weight * s**2).sum(0) / (s**2).sum(0)
+        scores = per_estimate_gradients(lambda th, eps: _score_sum(task, th, eps, weight_by_f=False), task.theta, pilot)
+        baseline = {group: (weighted[group] * s).sum(0) / (s**2).sum(0) for group, s in scores.items()}
 
         noise = task.noise(generator, (samples, batch))
-        zero = torch.zeros(samples, dtype=noise.dtype, device=noise.device)
-        plain = score_estimates(task, noise, zero)
+        plain = score_estimates(task, noise, torch.zeros(samples, 1, dtype=noise.dtype, device=noise.device))
         mean_scores = per_estimate_gradients(
             lambda th, eps: task.log_prob(th, task.sample(th, eps).detach()).mean(), task.theta, noise
         )
         return {group: plain[group] - baseline[group] * mean_scores[group] for group in plain}
 
 
+def _score_sum(task: Task, theta: Theta, noise: torch.Tensor, weight_by_f: bool) -> torch.Tensor:
+    """``Σ_u f_u log q_u`` (f held fixed) or ``Σ_u log q_u`` for one sample: gradients A and S."""
+    z = task.sample(theta, noise).detach()
+    log_q = task.log_prob(theta, z)
+    if weight_by_f:
+        log_q = task.objective(theta, z).detach() * log_q
+    return log_q.sum()
+
+
 def leave_one_out_surrogate(task: Task, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
-    """Score surrogate whose baseline for sample i is the mean of f over the other samples."""
+    """Score surrogate whose baseline for sample i is the mean of f over the other samples (per unit)."""
     z = task.sample(theta, noise).detach()
     f = task.objective(theta, z)
     n = f.shape[0]
-    others = (f.detach().sum() - f.detach()) / (n - 1)
+    others = (f.detach().sum(0) - f.detach()) / (n - 1)
     return (f + (f.detach() - others) * task.log_prob(theta, z)).mean()
 
 

@@ -4,8 +4,12 @@ A task instance is one configuration (one point of a sweep) on one device.  It e
 
 * ``theta``: the parameters as a dict of named *groups* (``{"mu": ..., "sigma": ...}``); each
   group is reported in its own CSV row;
-* a reparameterized sampler ``sample(theta, noise)`` over base noise drawn by ``noise``;
-* ``log_prob(theta, z)`` and the per-sample objective ``objective(theta, z)``;
+* a sampler ``sample(theta, noise)`` over base noise drawn by ``noise`` (differentiable in θ
+  where the task is reparameterizable);
+* ``log_prob(theta, z)`` and the objective ``objective(theta, z)``, both per sample and per
+  *unit*: shape ``(*sample_shape, U)``.  A unit is one independent term of the objective (an
+  example of a VAE's minibatch; the Gaussian toy has one), ``L(θ) = mean_u E_q[f_u(z_u)]``, so
+  score-function estimators weight each unit's score by that unit's own learning signal;
 * ``capabilities``: what estimators may rely on (see :data:`CAPABILITIES`);
 * ``exact_gradient()``: the true gradient per group, when it is known.
 """
@@ -21,6 +25,7 @@ import torch
 from rpbench.params import Config, ParamSpec
 
 Theta = dict[str, torch.Tensor]
+"""Parameter groups: group name → tensor (or, for networks, a dict of named tensors)."""
 
 CAPABILITIES: dict[str, str] = {
     "reparameterizable": "z = g_θ(ε) with ε from a fixed base distribution (pathwise applies)",
@@ -63,11 +68,11 @@ class Task(ABC):
 
     @abstractmethod
     def log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
-        """``log q_θ(z)`` summed over the event dimensions."""
+        """``log q_θ(z_u)`` per unit, summed over each unit's event dimensions: ``(*sample, U)``."""
 
     @abstractmethod
     def objective(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
-        """``f_θ(z)`` per sample (the event dimensions reduced)."""
+        """``f_θ,u(z_u)`` per unit: ``(*sample, U)``; the loss is its mean over units."""
 
     # -- truth -------------------------------------------------------------------------
     def exact_gradient(self) -> Theta | None:

@@ -153,10 +153,10 @@ class GaussianTask(Task):
 
     def log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
         standard = (z - theta["mu"]) / theta["sigma"]
-        return (-0.5 * standard**2 - torch.log(theta["sigma"]) - 0.5 * math.log(2.0 * math.pi)).sum(-1)
+        return (-0.5 * standard**2 - torch.log(theta["sigma"]) - 0.5 * math.log(2.0 * math.pi)).sum(-1, keepdim=True)
 
     def objective(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
-        return self.function.g(z, self.k).sum(-1)
+        return self.function.g(z, self.k).sum(-1, keepdim=True)  # one unit
 
     def exact_value(self) -> float:
         return self.dim * self.function.expectation(self.mu, self.sigma, self.k)

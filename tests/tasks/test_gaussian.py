@@ -62,7 +62,7 @@ def test_task_gradient_has_one_entry_per_dimension_and_scales_the_value() -> Non
 def test_log_prob_matches_torch_distributions() -> None:
     task = gaussian(dim=2, mu=0.5, sigma=1.3)
     z = torch.randn(7, 2, dtype=torch.float64)
-    expected = torch.distributions.Normal(0.5, 1.3).log_prob(z).sum(-1)
+    expected = torch.distributions.Normal(0.5, 1.3).log_prob(z).sum(-1, keepdim=True)
     assert torch.allclose(task.log_prob(task.theta, z), expected)
 
 
