@@ -88,5 +88,15 @@ def draw_estimates(task: Task, estimator: Estimator, samples: int, batch: int, s
         once()
         synchronize(task.device)
         seconds.append(time.perf_counter() - start)
-    flat = {group: value.detach().reshape(samples, -1) for group, value in estimates.items()}
-    return Draw(flat, seconds)
+    return Draw(flatten_groups(estimates), seconds)
+
+
+def flatten_groups(estimates: Theta) -> dict[str, torch.Tensor]:
+    """``{group: (K, P)}``: each group's tensors (nested dicts for networks) flattened and joined."""
+
+    def flatten(value: torch.Tensor | dict) -> torch.Tensor:
+        if isinstance(value, dict):
+            return torch.cat([flatten(v) for v in value.values()], dim=1)
+        return value.detach().reshape(value.shape[0], -1)
+
+    return {group: flatten(value) for group, value in estimates.items()}

@@ -109,24 +109,39 @@ def _mean_interval(x: torch.Tensor, level: float) -> Interval:
     return Interval(value, value - half, value + half)
 
 
-def _ball_radius(centered: torch.Tensor, level: float) -> float:
-    """Radius r with P(‖mean − E‖ ≤ r) ≈ level, for estimates with centred rows ``centered``."""
+def _ball_radius(centered: torch.Tensor, level: float, extra: torch.Tensor | None = None) -> float:
+    """Radius r with P(‖x̂ − x‖ ≤ r) ≈ level for x̂ the mean of rows with centred rows ``centered``.
+
+    ``extra`` adds independent per-coordinate variances (a reference's squared standard errors).
+    ``x̂ − x`` has covariance ``S = Σ/K + diag(extra)``; ``‖x̂ − x‖²`` is matched to ``a·χ²_ν`` by
+    its first two moments, ``a = tr(S²)/tr(S)``, ``ν = tr(S)²/tr(S²)``.
+    """
     k, p = centered.shape
-    trace = float((centered**2).sum()) / (k - 1)
-    if trace <= 0.0:
+    column_var = (centered**2).sum(0) / (k - 1)
+    trace = float(column_var.sum()) / k
+    cross = 0.0
+    extra_trace = extra_sq = 0.0
+    if extra is not None:
+        extra = extra.to(centered.device, torch.float64)
+        extra_trace, extra_sq = float(extra.sum()), float((extra**2).sum())
+        cross = 2.0 * float((column_var * extra).sum()) / k
+    total = trace + extra_trace
+    if total <= 0.0:
         return 0.0
     if min(k, p) ** 2 * max(k, p) <= _GRAM_BUDGET:
         gram = centered.T @ centered if p <= k else centered @ centered.T
-        trace_sq = float((gram**2).sum()) / (k - 1) ** 2
+        trace_sq = float((gram**2).sum()) / ((k - 1) * k) ** 2 + cross + extra_sq
     else:
-        trace_sq = trace**2  # ν = 1: the widest the weighted χ² sum can be
-    scale, dof = trace_sq / trace, trace**2 / trace_sq
-    return math.sqrt(scale * float(stats.chi2.ppf(level, dof)) / k)
+        trace_sq = total**2  # ν = 1: the widest the weighted χ² sum can be
+    scale, dof = trace_sq / total, total**2 / trace_sq
+    return math.sqrt(scale * float(stats.chi2.ppf(level, dof)))
 
 
-def _norm_or_signed(point: torch.Tensor, centered: torch.Tensor, level: float) -> Interval:
+def _norm_or_signed(
+    point: torch.Tensor, centered: torch.Tensor, level: float, extra: torch.Tensor | None = None
+) -> Interval:
     """A vector's norm (or a scalar's signed value) with its confidence interval."""
-    radius = _ball_radius(centered, level)
+    radius = _ball_radius(centered, level, extra)
     if point.numel() == 1:
         value = float(point.reshape(()))
         return Interval(value, value - radius, value + radius)
@@ -146,12 +161,15 @@ def summarize(
     exact: torch.Tensor | None,
     seconds: Sequence[float],
     level: float = 0.95,
+    exact_se: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Metrics and their ``_lo``/``_hi`` bounds for one parameter group.
 
     ``estimates`` is ``(K, P)``: K independent estimates of a P-coordinate gradient.  ``exact``
-    is the true gradient (``None`` where unknown: the truth-dependent metrics are NaN).
-    ``seconds`` holds the wall-clock time of each timed repeat of all K estimates.
+    is the true gradient (``None`` where unknown: the truth-dependent metrics are NaN), and
+    ``exact_se`` its per-coordinate standard error where it is itself an estimate (a reference):
+    the bias interval then includes it.  ``seconds`` holds the wall-clock time of each timed
+    repeat of all K estimates.
     """
     g = estimates.detach().to(torch.float64).reshape(estimates.shape[0], -1)
     k, p = g.shape
@@ -183,11 +201,12 @@ def summarize(
     else:
         truth = exact.detach().to(g.device, torch.float64).reshape(-1)
         out["exact"] = float(truth[0]) if p == 1 else float(truth.norm())
-        put("bias", _norm_or_signed(mean - truth, centered, level))
+        extra = None if exact_se is None else exact_se.reshape(-1).to(g.device, torch.float64) ** 2
+        put("bias", _norm_or_signed(mean - truth, centered, level, extra))
         # Conservative: 4 SE, with the SE taken at the upper end of the variance interval, since
         # heavy-tailed estimates make the sample variance (and so the SE) too small.
         inflate = math.sqrt(variance.hi / variance.value) if variance.value > 0 else 1.0
-        strict = _norm_or_signed(mean - truth, centered * inflate, SIGNIFICANT_LEVEL)
+        strict = _norm_or_signed(mean - truth, centered * inflate, SIGNIFICANT_LEVEL, extra)
         out["bias_significant"] = strict.lo > 0 or strict.hi < 0
         put("mse", _log_scale_interval(((g - truth) ** 2).sum(1), 1.0, level))
         truth_norm = float(truth.norm())

@@ -7,6 +7,7 @@ up front, so bad input fails before anything is computed or written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from rpbench.estimators.base import Estimator
 from rpbench.params import Config, expand_grid, format_config, parse_assignment, resolve_grid
 from rpbench.registry import ESTIMATORS, get_estimator, get_task, load_builtins
 from rpbench.tasks.base import Task
+from rpbench.truth import se_norm, truth_of
 
 ALL = "all"
 
@@ -163,10 +165,11 @@ def execute(
         task, estimator = cell.task, cell.estimator
         this_seed = cell_seed(seed, task.name, task.config, estimator.name, estimator.config, samples, batch)
         draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats)
-        exact = task.exact_gradient()
+        truth = truth_of(task)
         rows, coords = [], {}
         for group, values in draw.estimates.items():
-            truth = None if exact is None else exact[group]
+            exact = None if truth is None else truth.gradient[group]
+            exact_se = None if truth is None or truth.se is None else truth.se[group]
             row: dict[str, object] = {
                 "task": task.name,
                 "estimator": estimator.name,
@@ -178,9 +181,10 @@ def execute(
                 "device": str(task.device),
                 **task.config,
                 **{name: estimator.config.get(name) for name in estimator_params},
-                "truth": task.truth if truth is not None else "none",
+                "truth": "none" if truth is None else truth.kind,
+                "exact_se": math.nan if truth is None else se_norm(exact_se),
             }
-            row.update(metrics.summarize(values, truth, draw.seconds, level))
+            row.update(metrics.summarize(values, exact, draw.seconds, level, exact_se))
             rows.append(row)
-            coords[group] = metrics.per_coordinate(values, truth)
+            coords[group] = metrics.per_coordinate(values, exact)
         yield CellResult(cell, rows, coords)

@@ -65,6 +65,14 @@ class Estimator(ABC):
 Surrogate = Callable[..., torch.Tensor]
 
 
+def tree_map(fn: Callable[..., torch.Tensor], *trees: Theta) -> Theta:
+    """Apply ``fn`` leaf-wise to parameter trees of the same structure (dicts of tensors or dicts)."""
+    first = trees[0]
+    if isinstance(first, dict):
+        return {key: tree_map(fn, *(tree[key] for tree in trees)) for key in first}
+    return fn(*trees)
+
+
 def per_estimate_gradients(surrogate: Surrogate, theta: Theta, *batched: torch.Tensor) -> Theta:
     """``∇θ surrogate(θ, *args_k)`` for every k, as one ``vmap`` over the leading axis of ``batched``.
 

@@ -16,7 +16,7 @@ import torch
 from scipy.signal import lfilter
 from torch.func import vmap
 
-from rpbench.estimators.base import Estimator, per_estimate_gradients
+from rpbench.estimators.base import Estimator, per_estimate_gradients, tree_map
 from rpbench.params import ParamSpec, at_least, in_unit_interval
 from rpbench.registry import register_estimator
 from rpbench.tasks.base import Task, Theta
@@ -120,14 +120,20 @@ class ScoreOptimal(Estimator):
             lambda th, eps: _score_sum(task, th, eps, weight_by_f=True), task.theta, pilot
         )
         scores = per_estimate_gradients(lambda th, eps: _score_sum(task, th, eps, weight_by_f=False), task.theta, pilot)
-        baseline = {group: (weighted[group] * s).sum(0) / (s**2).sum(0) for group, s in scores.items()}
+        baseline = tree_map(_optimal_baseline, weighted, scores)
 
         noise = task.noise(generator, (samples, batch))
         plain = score_estimates(task, noise, torch.zeros(samples, 1, dtype=noise.dtype, device=noise.device))
         mean_scores = per_estimate_gradients(
             lambda th, eps: task.log_prob(th, task.sample(th, eps).detach()).mean(), task.theta, noise
         )
-        return {group: plain[group] - baseline[group] * mean_scores[group] for group in plain}
+        return tree_map(lambda g, b, s: g - b * s, plain, baseline, mean_scores)
+
+
+def _optimal_baseline(weighted: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """``Σ A S / Σ S²`` per coordinate; 0 where the score is identically zero (no score term)."""
+    denominator = (scores**2).sum(0)
+    return torch.where(denominator > 0, (weighted * scores).sum(0) / denominator.clamp_min(1e-300), 0.0)
 
 
 def _score_sum(task: Task, theta: Theta, noise: torch.Tensor, weight_by_f: bool) -> torch.Tensor:

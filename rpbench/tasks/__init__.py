@@ -1,3 +1,3 @@
 """Task families.  Each module registers its tasks on import."""
 
-from rpbench.tasks import gaussian  # noqa: F401
+from rpbench.tasks import gaussian, vae  # noqa: F401

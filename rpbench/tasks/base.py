@@ -83,4 +83,10 @@ class Task(ABC):
         """The true objective ``L(θ)``, or ``None`` where it is not known."""
         return None
 
+    @property
+    def truth_kind(self) -> str:
+        """How ``exact_gradient`` is obtained: ``closed-form`` or ``enumeration``."""
+        return "closed-form"
+
     truth: ClassVar[str] = "closed-form"
+    """What ``list`` says about the truth of this task family."""

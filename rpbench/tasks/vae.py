@@ -1,0 +1,391 @@
+"""Variational autoencoders on real binarised images: categorical, Bernoulli and Gaussian latents.
+
+Each task is the negative-free ELBO of a VAE at a fixed, reproducible model state, averaged over a
+fixed minibatch of real images (one *unit* per image)::
+
+    L(θ) = mean_u  E_{q(z|x_u)} [ log p(x_u | z) ] − KL(q(z|x_u) ‖ p(z))
+
+with the KL in closed form (uniform categorical, Bernoulli(½) or N(0, I) prior) and a Bernoulli
+likelihood.  The gradient groups are the ``encoder`` (where the estimator matters) and the
+``decoder`` parameters.  The model state is the initialisation drawn from ``model_seed``, or that
+state after ``steps`` Adam steps (lr 1e-3) on random training minibatches with the task's stated
+training estimator; the measured minibatch is the first ``minibatch`` training images.
+
+Truth: when ``minibatch × |latent space| ≤ 2²¹`` the ELBO and its gradient are computed exactly by
+enumerating every latent configuration (e.g. 2×4 categorical, up to 16 Bernoulli latents at
+minibatch 32).  Otherwise the truth is a reference gradient averaged from ``reference`` samples
+of the task's unbiased reference estimator, with its standard error carried into the bias CI.
+
+References: Kingma & Welling (2014) (VAE); Jang, Gu & Poole (2017) (categorical VAE, 20×10);
+Tucker et al. (2017), Grathwohl et al. (2018), Dong, Mnih & Tucker (2020) (Bernoulli VAEs with
+200 latents, linear or two 200-unit tanh layers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from rpbench.data import BINARIZATIONS, binarize, load_dataset
+from rpbench.distributions import Bernoulli, Categorical
+from rpbench.errors import UsageError
+from rpbench.params import ParamSpec, at_least
+from rpbench.registry import register_task
+from rpbench.tasks.base import Task, Theta
+
+ENUMERATION_LIMIT = 2**21
+"""Enumerate the latent space when ``minibatch × |Z|`` is at most this."""
+
+COMMON_PARAMS = (
+    ParamSpec(
+        "data",
+        str,
+        "digits",
+        "digits | mnist5k | mnist:PATH (IDX files you have)",
+        expect="digits, mnist5k, mnist:PATH",
+    ),
+    ParamSpec("binarize", str, "static", "static (threshold ½) or dynamic (Bernoulli draw)", choices=BINARIZATIONS),
+    ParamSpec(
+        "minibatch", int, 32, "images in the fixed minibatch (units)", check=at_least(1), expect="an integer >= 1"
+    ),
+    ParamSpec(
+        "hidden", int, 128, "hidden units per layer of encoder and decoder", check=at_least(1), expect="an integer >= 1"
+    ),
+    ParamSpec(
+        "steps",
+        int,
+        0,
+        "Adam steps of training before measuring (0: at initialisation)",
+        check=at_least(0),
+        expect="an integer >= 0",
+    ),
+    ParamSpec(
+        "model_seed", int, 0, "seed of the initialisation, the training and dynamic binarisation", expect="an integer"
+    ),
+    ParamSpec(
+        "reference",
+        int,
+        20000,
+        "samples of the reference gradient when not enumerable",
+        check=at_least(100),
+        expect="an integer >= 100",
+    ),
+)
+
+_MODEL_CACHE: dict[tuple, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = {}
+
+
+def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class VAETask(Task):
+    """Shared machinery: data, networks, the ELBO, enumeration and training."""
+
+    dtype = torch.float32
+    latent: ClassVar[type[Categorical] | type[Bernoulli] | None] = None
+    train_estimator: ClassVar[tuple[str, dict[str, object], int]]
+    reference_estimator: ClassVar[tuple[str, dict[str, object], int]]
+    truth = "enumeration if small, else reference"
+
+    def __init__(self, config: Mapping[str, object], device: torch.device) -> None:
+        super().__init__(config, device)
+        data = load_dataset(str(self.config["data"]))
+        self.data = data
+        self.minibatch = int(self.config["minibatch"])
+        if self.minibatch > data.train.shape[0]:
+            raise UsageError(
+                f"task {self.name}: minibatch={self.minibatch} exceeds the "
+                f"{data.train.shape[0]} training images of {data.name}"
+            )
+        self.pixels = data.train.shape[1]
+        self.encoder, self.decoder = self.build_networks()
+        seed = int(self.config["model_seed"])
+        generator = torch.Generator().manual_seed(seed)
+        self.x = binarize(data.train[: self.minibatch], str(self.config["binarize"]), generator).to(device)
+        key = (self.name, *sorted((k, v) for k, v in self.config.items() if k != "reference"))
+        if key not in _MODEL_CACHE:
+            _MODEL_CACHE[key] = self._initial_and_trained_state(seed)
+        encoder_state, decoder_state = _MODEL_CACHE[key]
+        self._theta = {
+            "encoder": {k: v.to(device) for k, v in encoder_state.items()},
+            "decoder": {k: v.to(device) for k, v in decoder_state.items()},
+        }
+        self._exact: tuple[Theta, float] | None = None
+
+    # -- model -------------------------------------------------------------------------------------
+    def build_networks(self) -> tuple[nn.Module, nn.Module]:
+        raise NotImplementedError
+
+    def _initial_and_trained_state(self, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for module in (self.encoder, self.decoder):
+                for layer in module.modules():
+                    if isinstance(layer, nn.Linear):
+                        layer.reset_parameters()
+        encoder = {k: v.detach().clone() for k, v in self.encoder.named_parameters()}
+        decoder = {k: v.detach().clone() for k, v in self.decoder.named_parameters()}
+        steps = int(self.config["steps"])
+        if steps > 0:
+            from rpbench.tasks.training import train
+
+            encoder, decoder = train(self, encoder, decoder, steps, seed)
+        return encoder, decoder
+
+    @property
+    def theta(self) -> Theta:
+        return self._theta
+
+    @property
+    def units(self) -> int:
+        return self.minibatch
+
+    def encode(self, theta: Theta) -> torch.Tensor:
+        return functional_call(self.encoder, theta["encoder"], (self.x,))
+
+    def log_likelihood(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        """``log p(x_u | z_u)`` per unit for latents ``z`` of shape ``(..., U, latent...)``."""
+        flat = z.reshape(*z.shape[: z.dim() - self.event_dims], -1)
+        logits = functional_call(self.decoder, theta["decoder"], (flat,))
+        return -F.binary_cross_entropy_with_logits(logits, self.x.expand_as(logits), reduction="none").sum(-1)
+
+    def kl(self, theta: Theta) -> torch.Tensor:
+        """``KL(q(z|x_u) ‖ p(z))`` per unit, in closed form."""
+        raise NotImplementedError
+
+    def objective(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        return self.log_likelihood(theta, z) - self.kl(theta)
+
+    event_dims: ClassVar[int] = 1
+
+    # -- truth -------------------------------------------------------------------------------------
+    def latent_space_size(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def enumerable(self) -> bool:
+        return self.minibatch * self.latent_space_size() <= ENUMERATION_LIMIT
+
+    def all_latents(self) -> torch.Tensor:
+        """Every latent configuration, ``(|Z|, latent...)``."""
+        raise NotImplementedError
+
+    def enumerated_elbo(self, theta: Theta, chunk: int = 512) -> torch.Tensor:
+        """The exact ELBO ``mean_u Σ_z q(z|x_u) f_u(z)``, differentiable in θ."""
+        configs = self.all_latents()
+        total = torch.zeros((), dtype=self.dtype, device=self.device)
+        for start in range(0, configs.shape[0], chunk):
+            z = configs[start : start + chunk]
+            z = z.unsqueeze(1).expand(z.shape[0], self.minibatch, *z.shape[1:])  # (chunk, U, latent...)
+            weights = torch.exp(self.log_prob(theta, z))  # (chunk, U)
+            total = total + (weights * self.log_likelihood(theta, z)).sum()
+        return total / self.minibatch - self.kl(theta).mean()
+
+    def _enumerate(self) -> tuple[Theta, float]:
+        if self._exact is None:
+            theta = {g: {k: v.detach().requires_grad_(True) for k, v in p.items()} for g, p in self.theta.items()}
+            elbo = self.enumerated_elbo(theta)
+            leaves = [v for p in theta.values() for v in p.values()]
+            grads = iter(torch.autograd.grad(elbo, leaves))
+            gradient = {g: {k: next(grads) for k in p} for g, p in theta.items()}
+            self._exact = (gradient, float(elbo.detach()))
+        return self._exact
+
+    @property
+    def truth_kind(self) -> str:
+        return "enumeration"
+
+    def exact_gradient(self) -> Theta | None:
+        return self._enumerate()[0] if self.enumerable else None
+
+    def exact_value(self) -> float | None:
+        return self._enumerate()[1] if self.enumerable else None
+
+
+class _RelaxableVAE(VAETask):
+    """A VAE with a discrete latent family (categorical or Bernoulli)."""
+
+    latent: ClassVar[type[Categorical] | type[Bernoulli]]
+
+    def logits(self, theta: Theta) -> torch.Tensor:
+        raise NotImplementedError
+
+    def noise(self, generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+        return self.latent.perturbation(generator, (*shape, *self.latent_shape), self.dtype, self.device)
+
+    def uniform(self, generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+        """Extra uniform noise of the latent's shape, e.g. for conditional samples."""
+        return torch.rand(*shape, *self.latent_shape, generator=generator, dtype=self.dtype, device=self.device).clamp(
+            1e-12, 1 - 1e-7
+        )
+
+    def perturb(self, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
+        """Perturbed logits ``z`` (differentiable); the sample is ``latent.hard(z)``."""
+        return self.logits(theta) + noise
+
+    def sample(self, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
+        return self.latent.hard(self.perturb(theta, noise)).detach()
+
+    def log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        return self.latent.log_prob(self.logits(theta), z)
+
+    def kl(self, theta: Theta) -> torch.Tensor:
+        return self.latent.kl_to_uniform(self.logits(theta))
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+
+@register_task
+class DiscreteVAE(_RelaxableVAE):
+    """Categorical VAE: ``latents`` variables of ``categories`` classes (Jang, Gu & Poole 2017)."""
+
+    name = "discrete-vae"
+    summary = "categorical VAE (latents x categories, uniform prior), MLP encoder/decoder, Bernoulli pixels"
+    latent = Categorical
+    event_dims = 2
+    params = (
+        ParamSpec("latents", int, 20, "categorical latent variables L", check=at_least(1), expect="an integer >= 1"),
+        ParamSpec("categories", int, 10, "classes per variable C", check=at_least(2), expect="an integer >= 2"),
+        *COMMON_PARAMS,
+    )
+    train_estimator = ("gumbel", {"tau": 1.0}, 1)
+    reference_estimator = ("score+loo", {}, 8)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.minibatch, int(self.config["latents"]), int(self.config["categories"]))
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"log-prob", "relaxable", "categorical"})
+
+    def build_networks(self) -> tuple[nn.Module, nn.Module]:
+        size = int(self.config["latents"]) * int(self.config["categories"])
+        hidden = int(self.config["hidden"])
+        return _mlp([self.pixels, hidden, size], nn.ReLU), _mlp([size, hidden, self.pixels], nn.ReLU)
+
+    def logits(self, theta: Theta) -> torch.Tensor:
+        return self.encode(theta).reshape(self.minibatch, int(self.config["latents"]), int(self.config["categories"]))
+
+    def latent_space_size(self) -> float:
+        return float(int(self.config["categories"])) ** int(self.config["latents"])
+
+    def all_latents(self) -> torch.Tensor:
+        latents, categories = int(self.config["latents"]), int(self.config["categories"])
+        index = torch.cartesian_prod(*[torch.arange(categories, device=self.device)] * latents).reshape(-1, latents)
+        return F.one_hot(index, categories).to(self.dtype)
+
+
+@register_task
+class BernoulliVAE(_RelaxableVAE):
+    """Bernoulli VAE with 200 binary latents, linear or two 200-unit tanh layers.
+
+    The setting of Tucker et al. (2017, REBAR), Grathwohl et al. (2018, RELAX) and Dong, Mnih &
+    Tucker (2020, DisARM).
+    """
+
+    name = "bernoulli-vae"
+    summary = "Bernoulli VAE (binary latents, Bern(1/2) prior), linear or nonlinear (two tanh layers)"
+    latent = Bernoulli
+    event_dims = 1
+    params = (
+        ParamSpec("latents", int, 200, "binary latent variables", check=at_least(1), expect="an integer >= 1"),
+        ParamSpec(
+            "layers", str, "linear", "linear, or nonlinear (two hidden tanh layers)", choices=("linear", "nonlinear")
+        ),
+        *(
+            p if p.name != "hidden" else ParamSpec("hidden", int, 200, p.help, check=p.check, expect=p.expect)
+            for p in COMMON_PARAMS
+        ),
+    )
+    train_estimator = ("disarm", {}, 1)
+    reference_estimator = ("disarm", {}, 8)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.minibatch, int(self.config["latents"]))
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"log-prob", "relaxable", "bernoulli"})
+
+    def build_networks(self) -> tuple[nn.Module, nn.Module]:
+        latents, hidden = int(self.config["latents"]), int(self.config["hidden"])
+        if self.config["layers"] == "linear":
+            return _mlp([self.pixels, latents], nn.Tanh), _mlp([latents, self.pixels], nn.Tanh)
+        return (
+            _mlp([self.pixels, hidden, hidden, latents], nn.Tanh),
+            _mlp([latents, hidden, hidden, self.pixels], nn.Tanh),
+        )
+
+    def logits(self, theta: Theta) -> torch.Tensor:
+        return self.encode(theta)
+
+    def latent_space_size(self) -> float:
+        return 2.0 ** int(self.config["latents"])
+
+    def all_latents(self) -> torch.Tensor:
+        latents = int(self.config["latents"])
+        codes = torch.arange(2**latents, device=self.device)
+        return ((codes.unsqueeze(-1) >> torch.arange(latents, device=self.device)) & 1).to(self.dtype)
+
+
+@register_task
+class GaussianVAE(VAETask):
+    """VAE with a diagonal Gaussian latent and N(0, I) prior (Kingma & Welling 2014)."""
+
+    name = "vae"
+    summary = "Gaussian VAE (diagonal Gaussian latent, N(0, I) prior), MLP encoder/decoder, Bernoulli pixels"
+    params = (
+        ParamSpec("latents", int, 20, "latent dimensions", check=at_least(1), expect="an integer >= 1"),
+        *COMMON_PARAMS,
+    )
+    train_estimator = ("pathwise", {}, 1)
+    reference_estimator = ("pathwise", {}, 8)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"log-prob", "reparameterizable"})
+
+    def build_networks(self) -> tuple[nn.Module, nn.Module]:
+        latents, hidden = int(self.config["latents"]), int(self.config["hidden"])
+        return _mlp([self.pixels, hidden, 2 * latents], nn.ReLU), _mlp([latents, hidden, self.pixels], nn.ReLU)
+
+    def _moments(self, theta: Theta) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw_scale = self.encode(theta).chunk(2, dim=-1)
+        return mean, F.softplus(raw_scale) + 1e-4
+
+    def noise(self, generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+        latents = int(self.config["latents"])
+        return torch.randn(*shape, self.minibatch, latents, generator=generator, dtype=self.dtype, device=self.device)
+
+    def sample(self, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
+        mean, scale = self._moments(theta)
+        return mean + scale * noise
+
+    def log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        mean, scale = self._moments(theta)
+        standard = (z - mean) / scale
+        return (-0.5 * standard**2 - torch.log(scale) - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def kl(self, theta: Theta) -> torch.Tensor:
+        mean, scale = self._moments(theta)
+        return 0.5 * (mean**2 + scale**2 - 1.0 - 2.0 * torch.log(scale)).sum(-1)
+
+    def latent_space_size(self) -> float:
+        return math.inf
