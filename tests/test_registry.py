@@ -13,7 +13,7 @@ from rpbench.tasks.base import Task, Theta
 
 
 def test_unknown_names_list_the_valid_ones() -> None:
-    with pytest.raises(UsageError, match="valid tasks: gaussian"):
+    with pytest.raises(UsageError, match="valid tasks: bernoulli-vae, discrete-vae, gaussian, vae"):
         get_task("gausian")
     with pytest.raises(UsageError, match=r"valid estimators: all, .*pathwise"):
         get_estimator("pathwize")
