@@ -67,7 +67,7 @@ class Categorical:
         log_z = torch.logsumexp(logits, -1, keepdim=True)
         top = log_z - (b * log_e).sum(-1, keepdim=True)  # log Z − log E_top
         others = -torch.logaddexp(log_e - logits, -top)
-        return torch.where(b > 0, top.expand_as(logits), others)
+        return torch.where(b > 0, top, others)
 
 
 class Bernoulli:

@@ -60,12 +60,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+_PREPARE_STREAM = 0x5BD1E995  # a second, independent stream for estimator set-up
+
+
 @dataclass
 class Draw:
     """K estimates per parameter group, flattened to ``(K, P)``, and the timed repeats."""
 
     estimates: dict[str, torch.Tensor]
     seconds: list[float]
+    setup_seconds: float = 0.0
 
 
 def draw_estimates(task: Task, estimator: Estimator, samples: int, batch: int, seed: int, repeats: int = 3) -> Draw:
@@ -80,6 +84,10 @@ def draw_estimates(task: Task, estimator: Estimator, samples: int, batch: int, s
         generator = torch.Generator(device=task.device).manual_seed(seed)
         return estimator.estimate(task, samples, batch, generator)
 
+    start = time.perf_counter()
+    estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ _PREPARE_STREAM))
+    synchronize(task.device)
+    setup = time.perf_counter() - start
     estimates = once()
     seconds = []
     for _ in range(repeats):
@@ -88,7 +96,7 @@ def draw_estimates(task: Task, estimator: Estimator, samples: int, batch: int, s
         once()
         synchronize(task.device)
         seconds.append(time.perf_counter() - start)
-    return Draw(flatten_groups(estimates), seconds)
+    return Draw(flatten_groups(estimates), seconds, setup)
 
 
 def flatten_groups(estimates: Theta) -> dict[str, torch.Tensor]:

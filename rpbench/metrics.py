@@ -128,11 +128,14 @@ def _ball_radius(centered: torch.Tensor, level: float, extra: torch.Tensor | Non
     total = trace + extra_trace
     if total <= 0.0:
         return 0.0
-    if min(k, p) ** 2 * max(k, p) <= _GRAM_BUDGET:
-        gram = centered.T @ centered if p <= k else centered @ centered.T
-        trace_sq = float((gram**2).sum()) / ((k - 1) * k) ** 2 + cross + extra_sq
-    else:
-        trace_sq = total**2  # ν = 1: the widest the weighted χ² sum can be
+    if p * p * k <= _GRAM_BUDGET:
+        sigma_sq = float(((centered.T @ centered) ** 2).sum()) / (k - 1) ** 2
+    else:  # tr(Σ²) = E[(c_i·c_j)²] for independent centred rows: mean over pairs of a row subsample
+        rows = max(2, min(k, int(math.sqrt(_GRAM_BUDGET / p))))
+        gram = centered[:rows] @ centered[:rows].T
+        sigma_sq = float((gram**2).sum() - (torch.diagonal(gram) ** 2).sum()) / (rows * (rows - 1))
+    trace_sq = sigma_sq / k**2 + cross + extra_sq
+    trace_sq = min(max(trace_sq, total**2 / p), total**2)  # 1 ≤ ν ≤ P
     scale, dof = trace_sq / total, total**2 / trace_sq
     return math.sqrt(scale * float(stats.chi2.ppf(level, dof)))
 

@@ -3,7 +3,8 @@
 ``OUT/<run-id>/`` holds
 
 * ``results.csv`` — one row per (task config, estimator config, parameter group, device, seed);
-* ``coords.csv`` — the long format: one row per coordinate of each of those rows;
+* ``coords.csv`` — the long format: one row per coordinate of each of those rows (groups of at
+  most :data:`MAX_COORDS` coordinates);
 * ``run.json`` — command line, seed, options, versions, device name, git commit, threads, load.
 
 Files are replaced atomically (written beside, then renamed) after every cell, so a run that
@@ -29,6 +30,8 @@ import torch
 import rpbench
 from rpbench.errors import UsageError
 
+MAX_COORDS = 1000
+"""Groups with more coordinates than this (network weights) get no per-coordinate rows."""
 RESULTS_FILE = "results.csv"
 COORDS_FILE = "coords.csv"
 META_FILE = "run.json"
@@ -153,7 +156,8 @@ class RunWriter:
         """Add one cell's rows and rewrite the tables."""
         for row in rows:
             self.rows.append(dict(row))
-            self.coord_rows.extend(coordinate_rows(row, coords[str(row["group"])]))
+            if int(row.get("n_coords", 0)) <= MAX_COORDS:
+                self.coord_rows.extend(coordinate_rows(row, coords[str(row["group"])]))
         write_table(self.run_dir / RESULTS_FILE, self.rows)
         write_table(self.run_dir / COORDS_FILE, self.coord_rows)
 

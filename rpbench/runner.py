@@ -183,6 +183,7 @@ def execute(
                 **{name: estimator.config.get(name) for name in estimator_params},
                 "truth": "none" if truth is None else truth.kind,
                 "exact_se": math.nan if truth is None else se_norm(exact_se),
+                "setup_seconds": draw.setup_seconds,
             }
             row.update(metrics.summarize(values, exact, draw.seconds, level, exact_se))
             rows.append(row)

@@ -57,6 +57,13 @@ class Estimator(ABC):
             return f"needs --batch >= {cls.min_batch} samples per estimate; got --batch {batch}"
         return None
 
+    def prepare(self, task: Task, batch: int, generator: torch.Generator) -> None:  # noqa: B027
+        """One-off set-up at the measured model state (e.g. tuning a control variate); untimed.
+
+        The engine calls it once per cell, before the estimates are drawn, with its own seeded
+        generator; its wall-clock time is reported as ``setup_seconds``.
+        """
+
     @abstractmethod
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         """``samples`` independent estimates, each from ``batch`` samples: ``{group: (K, ...)}``."""

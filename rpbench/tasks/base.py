@@ -74,6 +74,17 @@ class Task(ABC):
     def objective(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
         """``f_θ,u(z_u)`` per unit: ``(*sample, U)``; the loss is its mean over units."""
 
+    variational_groups: ClassVar[tuple[str, ...]] = ()
+    """Groups of q's own parameters (e.g. ``("encoder",)``); empty means every group."""
+
+    def without_model_gradient(self, theta: Theta) -> Theta:
+        """``theta`` with the objective's own parameters (a decoder) detached.
+
+        Control variates built from f (REBAR, RELAX) use it so that they reduce the variance of
+        the variational parameters' gradient without adding noise to the model's.
+        """
+        return theta
+
     # -- truth -------------------------------------------------------------------------
     def exact_gradient(self) -> Theta | None:
         """The true gradient of ``L`` per group, or ``None`` where it is not known."""

@@ -95,6 +95,7 @@ class VAETask(Task):
     """Shared machinery: data, networks, the ELBO, enumeration and training."""
 
     dtype = torch.float32
+    variational_groups = ("encoder",)
     latent: ClassVar[type[Categorical] | type[Bernoulli] | None] = None
     train_estimator: ClassVar[tuple[str, dict[str, object], int]]
     reference_estimator: ClassVar[tuple[str, dict[str, object], int]]
@@ -152,6 +153,9 @@ class VAETask(Task):
     @property
     def units(self) -> int:
         return self.minibatch
+
+    def without_model_gradient(self, theta: Theta) -> Theta:
+        return {**theta, "decoder": {k: v.detach() for k, v in theta["decoder"].items()}}
 
     def encode(self, theta: Theta) -> torch.Tensor:
         return functional_call(self.encoder, theta["encoder"], (self.x,))

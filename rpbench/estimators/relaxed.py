@@ -1,0 +1,110 @@
+"""Continuous relaxations of discrete latents: Gumbel-Softmax, straight-through, Gumbel-Rao.
+
+They apply to tasks that are ``relaxable`` (categorical latents with Gumbel noise, Bernoulli
+latents with logistic noise; see :mod:`rpbench.distributions`) and whose objective accepts
+relaxed (continuous) latents.  All three are biased for any temperature τ > 0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rpbench.estimators.base import Estimator, per_estimate_gradients
+from rpbench.params import ParamSpec, at_least, positive
+from rpbench.registry import register_estimator
+from rpbench.tasks.base import Task, Theta
+
+TAU = ParamSpec("tau", float, 1.0, "temperature τ of the relaxation", check=positive, expect="a number > 0")
+
+
+def _straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """Forward value ``hard``, gradient of ``soft``."""
+    return hard + soft - soft.detach()
+
+
+@register_estimator
+class GumbelSoftmax(Estimator):
+    """Gumbel-Softmax / Concrete: ``ĝ = ∇θ f(softmax((α + g)/τ))`` (binary Concrete for Bernoulli).
+
+    Jang, Gu & Poole (2017), "Categorical Reparameterization with Gumbel-Softmax", ICLR;
+    Maddison, Mnih & Teh (2017), "The Concrete Distribution", ICLR.  Biased: f is evaluated at a
+    relaxed sample; the bias vanishes as τ → 0 while the variance grows.
+    """
+
+    name = "gumbel"
+    summary = "Gumbel-Softmax / Concrete relaxation at temperature tau (biased)"
+    reference = "Jang et al. 2017; Maddison et al. 2017"
+    needs = frozenset({"relaxable"})
+    biased = True
+    params = (TAU,)
+
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        tau = float(self.config["tau"])
+
+        def surrogate(theta: Theta, noise: torch.Tensor) -> torch.Tensor:
+            relaxed = task.latent.soft(task.perturb(theta, noise), tau)
+            return task.objective(theta, relaxed).mean()
+
+        return per_estimate_gradients(surrogate, task.theta, task.noise(generator, (samples, batch)))
+
+
+@register_estimator
+class StraightThroughGumbel(Estimator):
+    """Straight-through Gumbel-Softmax: forward the hard sample, backward through the relaxation.
+
+    Jang, Gu & Poole (2017), ICLR, §2.2 (ST Gumbel-Softmax); Bengio, Léonard & Courville (2013)
+    (straight-through).  Biased.
+    """
+
+    name = "st-gumbel"
+    summary = "straight-through Gumbel-Softmax: hard forward, relaxed backward (biased)"
+    reference = "Jang et al. 2017; Bengio et al. 2013"
+    needs = frozenset({"relaxable"})
+    biased = True
+    params = (TAU,)
+
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        tau = float(self.config["tau"])
+
+        def surrogate(theta: Theta, noise: torch.Tensor) -> torch.Tensor:
+            z = task.perturb(theta, noise)
+            latent = _straight_through(task.latent.hard(z).detach(), task.latent.soft(z, tau))
+            return task.objective(theta, latent).mean()
+
+        return per_estimate_gradients(surrogate, task.theta, task.noise(generator, (samples, batch)))
+
+
+@register_estimator
+class GumbelRao(Estimator):
+    """Gumbel-Rao: straight-through with its backward Jacobian averaged over ``m`` draws of the
+    perturbed logits given the hard sample — a Rao-Blackwellisation of ST-Gumbel-Softmax with the
+    same expectation and no more variance.
+
+    Paulus, Maddison & Krause (2021), "Rao-Blackwellizing the Straight-Through Gumbel-Softmax
+    Gradient Estimator", ICLR.  Biased (as ST-Gumbel).
+    """
+
+    name = "gumbel-rao"
+    summary = "Gumbel-Rao: ST-Gumbel with the relaxation averaged over m conditional samples (biased)"
+    reference = "Paulus et al. 2021"
+    needs = frozenset({"relaxable"})
+    biased = True
+    params = (
+        TAU,
+        ParamSpec("m", int, 10, "conditional samples M per hard sample", check=at_least(1), expect="an integer >= 1"),
+    )
+
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        tau, draws = float(self.config["tau"]), int(self.config["m"])
+        noise = task.noise(generator, (samples, batch))
+        conditional_noise = task.uniform(generator, (samples, batch, draws))
+
+        def surrogate(theta: Theta, eps: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            logits = task.logits(theta)
+            hard = task.latent.hard(logits + eps).detach()  # (n, latent...)
+            # Noise drawn given the hard sample, then held fixed: the Jacobian is ST's, ∂soft(α + g)/∂α.
+            given = task.latent.conditional(logits.detach(), hard.unsqueeze(1), v) - logits.detach()
+            soft = task.latent.soft(logits + given, tau).mean(1)  # (n, latent...)
+            return task.objective(theta, _straight_through(hard, soft)).mean()
+
+        return per_estimate_gradients(surrogate, task.theta, noise, conditional_noise)
