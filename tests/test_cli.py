@@ -14,6 +14,7 @@ from rpbench.cli import main
 from rpbench.results import COORDS_FILE, META_FILE, RESULTS_FILE
 
 TIMING = [
+    "setup_seconds",
     "sec_per_estimate",
     "sec_per_estimate_lo",
     "sec_per_estimate_hi",
