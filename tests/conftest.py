@@ -43,3 +43,10 @@ def max_z_score(values: torch.Tensor, exact: torch.Tensor) -> float:
 @pytest.fixture
 def cpu() -> torch.device:
     return CPU
+
+
+def vae(name: str, **config: object) -> Task:
+    """A small VAE task (defaults shrunk for speed: minibatch 4, hidden 16) with overrides."""
+    cls = get_task(name)
+    full = {p.name: p.default_values[0] for p in cls.params} | {"minibatch": 4, "hidden": 16} | config
+    return cls(full, CPU)
