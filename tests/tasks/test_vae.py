@@ -1,0 +1,147 @@
+"""VAE tasks: the ELBO against an independent enumeration, model states, data and parameters."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import distributions as D
+
+from rpbench.data import write_idx
+from rpbench.errors import UsageError
+from rpbench.tasks.vae import ENUMERATION_LIMIT
+from tests.conftest import vae
+
+
+def independent_elbo_categorical(task) -> float:
+    """Σ_z q(z|x)[log p(x|z) + log p(z) − log q(z|x)], by hand with torch.distributions."""
+    latents, categories = int(task.config["latents"]), int(task.config["categories"])
+    with torch.no_grad():
+        logits = task.logits(task.theta)  # (B, L, C)
+        total = 0.0
+        for u in range(task.minibatch):
+            q = D.Categorical(logits=logits[u])
+            for combo in itertools.product(range(categories), repeat=latents):
+                index = torch.tensor(combo)
+                one_hot = torch.nn.functional.one_hot(index, categories).float()
+                log_q = q.log_prob(index).sum()
+                pixels = torch.func.functional_call(task.decoder, task.theta["decoder"], (one_hot.reshape(1, -1),))[0]
+                log_px = D.Bernoulli(logits=pixels).log_prob(task.x[u]).sum()
+                log_pz = -latents * math.log(categories)
+                total += float(log_q.exp() * (log_px + log_pz - log_q))
+    return total / task.minibatch
+
+
+def independent_elbo_bernoulli(task) -> float:
+    latents = int(task.config["latents"])
+    with torch.no_grad():
+        logits = task.logits(task.theta)  # (B, L)
+        total = 0.0
+        for u in range(task.minibatch):
+            q = D.Bernoulli(logits=logits[u])
+            for combo in itertools.product((0.0, 1.0), repeat=latents):
+                b = torch.tensor(combo)
+                log_q = q.log_prob(b).sum()
+                pixels = torch.func.functional_call(task.decoder, task.theta["decoder"], (b.reshape(1, -1),))[0]
+                log_px = D.Bernoulli(logits=pixels).log_prob(task.x[u]).sum()
+                total += float(log_q.exp() * (log_px - latents * math.log(2.0) - log_q))
+    return total / task.minibatch
+
+
+def test_categorical_elbo_matches_an_independent_enumeration() -> None:
+    task = vae("discrete-vae", latents=2, categories=3, minibatch=3)
+    assert task.exact_value() == pytest.approx(independent_elbo_categorical(task), rel=1e-5)
+
+
+@pytest.mark.parametrize("layers", ["linear", "nonlinear"])
+def test_bernoulli_elbo_matches_an_independent_enumeration(layers: str) -> None:
+    task = vae("bernoulli-vae", latents=4, layers=layers, minibatch=3)
+    assert task.exact_value() == pytest.approx(independent_elbo_bernoulli(task), rel=1e-5)
+
+
+def test_exact_gradient_has_encoder_and_decoder_groups() -> None:
+    task = vae("discrete-vae", latents=2, categories=3)
+    grad = task.exact_gradient()
+    assert set(grad) == {"encoder", "decoder"}
+    assert set(grad["encoder"]) == set(task.theta["encoder"])
+    assert all(torch.isfinite(v).all() for v in grad["decoder"].values())
+
+
+def test_enumeration_limit() -> None:
+    assert vae("discrete-vae", latents=2, categories=4, minibatch=32).enumerable
+    assert not vae("discrete-vae", latents=20, categories=10).enumerable
+    assert vae("bernoulli-vae", latents=16, minibatch=32).enumerable  # 32 × 2¹⁶ = 2²¹
+    assert not vae("bernoulli-vae", latents=17, minibatch=32).enumerable
+    assert ENUMERATION_LIMIT == 2**21
+    assert vae("vae").exact_gradient() is None
+
+
+def test_gaussian_vae_elbo_by_monte_carlo_matches_torch_distributions() -> None:
+    task = vae("vae", latents=3)
+    g = torch.Generator().manual_seed(0)
+    noise = task.noise(g, (20000,))
+    with torch.no_grad():
+        z = task.sample(task.theta, noise)
+        ours = task.objective(task.theta, z)  # (N, B): log p(x|z) − KL
+        mean, scale = task._moments(task.theta)
+        q, prior = D.Normal(mean, scale), D.Normal(torch.zeros_like(mean), torch.ones_like(scale))
+        pixels = torch.func.functional_call(task.decoder, task.theta["decoder"], (z,))
+        theirs = D.Bernoulli(logits=pixels).log_prob(task.x).sum(-1) + (prior.log_prob(z) - q.log_prob(z)).sum(-1)
+    assert torch.allclose(task.log_prob(task.theta, z), q.log_prob(z).sum(-1), atol=1e-4)
+    gap = (ours - theirs).mean(0)  # the analytic KL vs its Monte Carlo estimate
+    se = (ours - theirs).std(0) / math.sqrt(noise.shape[0])
+    assert (gap.abs() < 4 * se + 1e-4).all()
+
+
+def test_objective_is_per_unit() -> None:
+    task = vae("discrete-vae", latents=2, categories=3, minibatch=5)
+    noise = task.noise(torch.Generator().manual_seed(0), (7,))
+    z = task.sample(task.theta, noise)
+    assert task.objective(task.theta, z).shape == (7, 5)
+    assert task.log_prob(task.theta, z).shape == (7, 5)
+
+
+def test_model_state_is_reproducible_and_training_raises_the_elbo() -> None:
+    start = vae("bernoulli-vae", latents=4, minibatch=8)
+    trained = vae("bernoulli-vae", latents=4, minibatch=8, steps=150)
+    again = vae("bernoulli-vae", latents=4, minibatch=8, steps=150)
+    for group in ("encoder", "decoder"):
+        for key, value in trained.theta[group].items():
+            assert torch.equal(value, again.theta[group][key])
+            assert not torch.equal(value, start.theta[group][key])
+    assert trained.exact_value() > start.exact_value() + 1.0
+    other_seed = vae("bernoulli-vae", latents=4, minibatch=8, model_seed=1)
+    assert not torch.equal(other_seed.theta["encoder"]["0.weight"], start.theta["encoder"]["0.weight"])
+
+
+def test_dynamic_binarisation_is_binary_and_seeded() -> None:
+    a = vae("discrete-vae", latents=2, categories=3, binarize="dynamic")
+    b = vae("discrete-vae", latents=2, categories=3, binarize="dynamic")
+    assert torch.equal(a.x, b.x) and set(a.x.unique().tolist()) <= {0.0, 1.0}
+    static = vae("discrete-vae", latents=2, categories=3)
+    assert not torch.equal(a.x, static.x)
+
+
+def test_user_mnist_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, size=(40, 28, 28), dtype=np.uint8))
+    task = vae("discrete-vae", latents=2, categories=3, data=f"mnist:{tmp_path}")
+    assert task.pixels == 784 and task.x.shape == (4, 784)
+    assert math.isfinite(task.exact_value())
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"data": "cifar"}, "unknown data 'cifar'"),
+        ({"data": "mnist:/no/such/dir"}, "mnist:/no/such/dir"),
+        ({"minibatch": 5000}, "exceeds the"),
+    ],
+)
+def test_bad_task_settings(config: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        vae("discrete-vae", latents=2, categories=3, **config)
