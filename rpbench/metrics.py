@@ -25,18 +25,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import torch
-from scipy import stats
 
-# Above this many multiply-adds the exact tr(Σ²) is skipped for the conservative bound tr(Σ)².
+# Above this many multiply-adds tr(Σ²) is estimated from a subsample of rows (see _ball_radius).
 _GRAM_BUDGET = 2e9
 
 
 # ``bias_significant``: the bias is further from zero than 4 standard errors (two-sided level of
 # a ±4σ normal interval), strict enough that unbiased rows of a large sweep are rarely flagged.
 # The standard error there is taken at the upper end of the variance interval.
-SIGNIFICANT_LEVEL = 1.0 - 2.0 * float(stats.norm.sf(4.0))
+SIGNIFICANT_LEVEL = 1.0 - 2.0 * NormalDist().cdf(-4.0)
 
 
 COLUMNS: tuple[str, ...] = (
@@ -65,7 +65,7 @@ class Interval:
 
 
 def _z(level: float) -> float:
-    return float(stats.norm.ppf(0.5 + level / 2.0))
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
 
 
 def _log_scale_interval(u: torch.Tensor, scale: float, level: float) -> Interval:
@@ -137,7 +137,9 @@ def _ball_radius(centered: torch.Tensor, level: float, extra: torch.Tensor | Non
     trace_sq = sigma_sq / k**2 + cross + extra_sq
     trace_sq = min(max(trace_sq, total**2 / p), total**2)  # 1 ≤ ν ≤ P
     scale, dof = trace_sq / total, total**2 / trace_sq
-    return math.sqrt(scale * float(stats.chi2.ppf(level, dof)))
+    from scipy.stats import chi2  # imported on first use: scipy.stats is slow to import
+
+    return math.sqrt(scale * float(chi2.ppf(level, dof)))
 
 
 def _norm_or_signed(
@@ -243,7 +245,10 @@ def _time_interval(times: torch.Tensor, level: float) -> Interval:
     value = float(times.mean())
     if times.numel() < 2:
         return Interval(value, math.nan, math.nan)
-    half = float(stats.t.ppf(0.5 + level / 2.0, times.numel() - 1)) * float(times.std()) / math.sqrt(times.numel())
+    from scipy.stats import t as student_t
+
+    quantile = float(student_t.ppf(0.5 + level / 2.0, times.numel() - 1))
+    half = quantile * float(times.std()) / math.sqrt(times.numel())
     return Interval(value, max(0.0, value - half), value + half)
 
 

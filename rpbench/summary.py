@@ -113,12 +113,7 @@ def tasks_table(tasks: Mapping[str, type[Task]]) -> Table:
     for column in ("task", "parameters (defaults)", "offers", "truth", "description"):
         table.add_column(column)
     for name, cls in sorted(tasks.items()):
-        offers = set()
-        for config in expand_grid(resolve_grid(cls.params, {}, name)):
-            offers |= cls(config, CPU).capabilities
-        table.add_row(
-            name, "\n".join(_param_text(p) for p in cls.params), ", ".join(sorted(offers)), cls.truth, cls.summary
-        )
+        table.add_row(name, "\n".join(_param_text(p) for p in cls.params), cls.offers, cls.truth, cls.summary)
     return table
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
-from scipy.signal import lfilter
 from torch.func import vmap
 
 from rpbench.estimators.base import Estimator, per_estimate_gradients, tree_map
@@ -62,12 +60,27 @@ class Score(Estimator):
         return score_estimates(task, noise, torch.zeros(samples, 1, dtype=noise.dtype, device=noise.device))
 
 
-def exponential_moving_average(values: torch.Tensor, decay: float) -> torch.Tensor:
-    """Along axis 0: ``e_t = decay · e_{t−1} + (1 − decay) · values_t`` with ``e_{−1} = values_0``, in float64."""
-    x = values.detach().to("cpu", torch.float64).numpy()
-    initial = decay * x[:1]
-    smoothed, _ = lfilter([1.0 - decay], [1.0, -decay], x, axis=0, zi=initial)
-    return torch.from_numpy(np.ascontiguousarray(smoothed)).to(values.device, values.dtype)
+def exponential_moving_average(values: torch.Tensor, decay: float, block: int = 64) -> torch.Tensor:
+    """Along axis 0: ``e_t = decay · e_{t−1} + (1 − decay) · values_t`` with ``e_{−1} = values_0``, in float64.
+
+    Computed block by block: inside a block ``e = M x + decay^{i+1} e_prev`` with the
+    lower-triangular ``M_ij = (1 − decay) decay^{i−j}``, so the loop runs over blocks, not steps.
+    """
+    x = values.detach().to("cpu", torch.float64)
+    steps = torch.arange(block, dtype=torch.float64)
+    lags = steps[:, None] - steps[None, :]
+    weights = torch.where(lags >= 0, (1.0 - decay) * decay ** lags.clamp_min(0), 0.0)
+    carry_weights = decay ** (steps + 1)
+    out = torch.empty_like(x)
+    previous = x[0]
+    for start in range(0, x.shape[0], block):
+        chunk = x[start : start + block]
+        n = chunk.shape[0]
+        out[start : start + n] = (
+            weights[:n, :n] @ chunk + carry_weights[:n].reshape(-1, *[1] * (x.dim() - 1)) * previous
+        )
+        previous = out[start + n - 1]
+    return out.to(values.device, values.dtype)
 
 
 @register_estimator

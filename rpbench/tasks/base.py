@@ -41,6 +41,8 @@ class Task(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     params: ClassVar[tuple[ParamSpec, ...]]
+    offers: ClassVar[str] = ""
+    """What ``list`` shows of the capabilities (a configuration's own are in ``capabilities``)."""
     dtype: ClassVar[torch.dtype] = torch.float32
 
     def __init__(self, config: Mapping[str, object], device: torch.device) -> None:

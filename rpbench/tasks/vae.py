@@ -99,7 +99,7 @@ class VAETask(Task):
     latent: ClassVar[type[Categorical] | type[Bernoulli] | None] = None
     train_estimator: ClassVar[tuple[str, dict[str, object], int]]
     reference_estimator: ClassVar[tuple[str, dict[str, object], int]]
-    truth = "enumeration if small, else reference"
+    truth = "enumeration if minibatch x |Z| <= 2^21, else reference"
 
     def __init__(self, config: Mapping[str, object], device: torch.device) -> None:
         super().__init__(config, device)
@@ -259,6 +259,7 @@ class DiscreteVAE(_RelaxableVAE):
     """Categorical VAE: ``latents`` variables of ``categories`` classes (Jang, Gu & Poole 2017)."""
 
     name = "discrete-vae"
+    offers = "log-prob, relaxable, categorical"
     summary = "categorical VAE (latents x categories, uniform prior), MLP encoder/decoder, Bernoulli pixels"
     latent = Categorical
     event_dims = 2
@@ -304,6 +305,7 @@ class BernoulliVAE(_RelaxableVAE):
     """
 
     name = "bernoulli-vae"
+    offers = "log-prob, relaxable, bernoulli"
     summary = "Bernoulli VAE (binary latents, Bern(1/2) prior), linear or nonlinear (two tanh layers)"
     latent = Bernoulli
     event_dims = 1
@@ -354,6 +356,8 @@ class GaussianVAE(VAETask):
     """VAE with a diagonal Gaussian latent and N(0, I) prior (Kingma & Welling 2014)."""
 
     name = "vae"
+    offers = "log-prob, reparameterizable"
+    truth = "reference (pathwise, `reference` samples)"
     summary = "Gaussian VAE (diagonal Gaussian latent, N(0, I) prior), MLP encoder/decoder, Bernoulli pixels"
     params = (
         ParamSpec("latents", int, 20, "latent dimensions", check=at_least(1), expect="an integer >= 1"),
