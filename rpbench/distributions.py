@@ -101,8 +101,13 @@ class Bernoulli:
 
     @staticmethod
     def conditional(logits: torch.Tensor, b: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``φ + logit(u')`` with ``u' = b(vθ + 1 − θ) + (1 − b) v (1 − θ)``, θ = σ(φ)."""
-        theta = torch.sigmoid(logits)
-        u = b * (v * theta + 1 - theta) + (1 - b) * v * (1 - theta)
-        u = u.clamp(_TINY, 1.0 - 1e-7)
-        return logits + torch.log(u) - torch.log1p(-u)
+        """``φ + logit(u')`` with ``u' = b(vθ + 1 − θ) + (1 − b) v (1 − θ)``, θ = σ(φ).
+
+        Written in the equivalent forms ``softplus(φ + log v) − log(1 − v)`` (b = 1, positive by
+        construction) and ``log v − softplus(log(1 − v) − φ)`` (b = 0, negative), which keep the
+        sign of ``b`` in float32 where ``1 − θ`` loses precision.
+        """
+        log_v, log_not_v = torch.log(v), torch.log1p(-v)
+        above = F.softplus(logits + log_v) - log_not_v
+        below = log_v - F.softplus(log_not_v - logits)
+        return torch.where(b > 0, above, below)
