@@ -159,7 +159,8 @@ class RunWriter:
             if int(row.get("n_coords", 0)) <= MAX_COORDS:
                 self.coord_rows.extend(coordinate_rows(row, coords[str(row["group"])]))
         write_table(self.run_dir / RESULTS_FILE, self.rows)
-        write_table(self.run_dir / COORDS_FILE, self.coord_rows)
+        if self.coord_rows:
+            write_table(self.run_dir / COORDS_FILE, self.coord_rows)
 
     def finish(self, **extra: object) -> None:
         """Record the end time (and anything else) in the sidecar."""

@@ -106,6 +106,40 @@ def test_same_seed_gives_identical_csv_apart_from_timing(tmp_path: Path, capsys:
     assert not other["mean"].equals(tables[0]["mean"])
 
 
+def test_a_vae_task_runs_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "run",
+        "-t",
+        "discrete-vae",
+        "-p",
+        "latents=2",
+        "-p",
+        "categories=3",
+        "-p",
+        "minibatch=4",
+        "-p",
+        "hidden=16",
+        "-e",
+        "score+loo,gumbel:tau=0.5,1",
+        "-n",
+        "2",
+        "-K",
+        "200",
+        "--repeats",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    code, out, _ = run_cli(args, capsys)
+    assert code == 0 and "group encoder" in out and "gumbel(tau=0.5)" in out
+    table = pd.read_csv(only_run(tmp_path) / RESULTS_FILE)
+    assert set(table["group"]) == {"encoder", "decoder"}
+    assert (table["truth"] == "enumeration").all() and (table["exact_se"] == 0).all()
+    assert list(table.loc[table["estimator"] == "gumbel", "biased"].unique()) == [True]
+    assert (table["n_coords"] > 100).all()
+    assert not (only_run(tmp_path) / COORDS_FILE).exists()  # network groups are too large for per-coordinate rows
+
+
 def test_list_shows_tasks_estimators_and_one_task_in_full(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(["list"], capsys)
     assert code == 0
@@ -131,6 +165,17 @@ BAD_INPUTS = [
     (["run", "-e", "score+ma:decay=1.5"], "decay='1.5' is out of range; expected a number in [0, 1)"),
     (["run", "-e", "score+ma:tau=1"], "unknown parameter 'tau'; valid parameters: decay"),
     (["run", "--device", "tpu"], "valid choices: cpu, cuda, cuda:N"),
+    (
+        ["run", "-t", "discrete-vae", "-p", "data=cifar"],
+        "unknown data 'cifar'; valid choices: digits, mnist5k, mnist:PATH",
+    ),
+    (["run", "-t", "discrete-vae", "-p", "data=mnist:/no/such/place"], "mnist:/no/such/place"),
+    (["run", "-t", "bernoulli-vae", "-p", "layers=deep"], "valid choices: linear, nonlinear"),
+    (["run", "-t", "vae", "-p", "minibatch=0"], "minibatch='0' is out of range"),
+    (["run", "-t", "vae", "-p", "binarize=soft"], "valid choices: static, dynamic"),
+    (["run", "-e", "gumbel"], "gumbel does not apply to task gaussian: needs relaxable"),
+    (["run", "-t", "discrete-vae", "-e", "disarm"], "disarm does not apply to task discrete-vae: needs bernoulli"),
+    (["run", "-t", "discrete-vae", "-e", "gumbel:tau=0"], "tau='0' is out of range; expected a number > 0"),
     (["run", "--metric", "speed"], "valid choices: variance"),
     (["run", "--level", "95"], "--level 95.0"),
     (["run", "-K", "ten"], "Invalid value for '--samples'"),

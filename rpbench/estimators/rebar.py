@@ -113,7 +113,7 @@ def _leaves(tree: object) -> list[torch.Tensor]:
 
 
 TUNE_STEPS = ParamSpec(
-    "tune_steps", int, 100, "Adam steps that tune the control variate", check=at_least(0), expect="an integer >= 0"
+    "tune_steps", int, 50, "Adam steps that tune the control variate", check=at_least(0), expect="an integer >= 0"
 )
 ETA = ParamSpec("eta", float, 1.0, "initial scale η of the relaxed control variate", expect="a real number")
 LAM = ParamSpec(
