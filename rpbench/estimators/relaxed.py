@@ -22,8 +22,28 @@ def _straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     return hard + soft - soft.detach()
 
 
+class _Relaxed(Estimator):
+    """Pathwise through a relaxed latent built from the perturbed logits ``z``."""
+
+    needs = frozenset({"relaxable"})
+    biased = True
+    params = (TAU,)
+
+    @staticmethod
+    def latent(task: Task, z: torch.Tensor, tau: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        tau = float(self.config["tau"])
+
+        def surrogate(theta: Theta, noise: torch.Tensor) -> torch.Tensor:
+            return task.objective(theta, self.latent(task, task.perturb(theta, noise), tau)).mean()
+
+        return per_estimate_gradients(surrogate, task.theta, task.noise(generator, (samples, batch)))
+
+
 @register_estimator
-class GumbelSoftmax(Estimator):
+class GumbelSoftmax(_Relaxed):
     """Gumbel-Softmax / Concrete: ``ĝ = ∇θ f(softmax((α + g)/τ))`` (binary Concrete for Bernoulli).
 
     Jang, Gu & Poole (2017), "Categorical Reparameterization with Gumbel-Softmax", ICLR;
@@ -34,22 +54,14 @@ class GumbelSoftmax(Estimator):
     name = "gumbel"
     summary = "Gumbel-Softmax / Concrete relaxation at temperature tau (biased)"
     reference = "Jang et al. 2017; Maddison et al. 2017"
-    needs = frozenset({"relaxable"})
-    biased = True
-    params = (TAU,)
 
-    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
-        tau = float(self.config["tau"])
-
-        def surrogate(theta: Theta, noise: torch.Tensor) -> torch.Tensor:
-            relaxed = task.latent.soft(task.perturb(theta, noise), tau)
-            return task.objective(theta, relaxed).mean()
-
-        return per_estimate_gradients(surrogate, task.theta, task.noise(generator, (samples, batch)))
+    @staticmethod
+    def latent(task: Task, z: torch.Tensor, tau: float) -> torch.Tensor:
+        return task.latent.soft(z, tau)
 
 
 @register_estimator
-class StraightThroughGumbel(Estimator):
+class StraightThroughGumbel(_Relaxed):
     """Straight-through Gumbel-Softmax: forward the hard sample, backward through the relaxation.
 
     Jang, Gu & Poole (2017), ICLR, §2.2 (ST Gumbel-Softmax); Bengio, Léonard & Courville (2013)
@@ -59,19 +71,10 @@ class StraightThroughGumbel(Estimator):
     name = "st-gumbel"
     summary = "straight-through Gumbel-Softmax: hard forward, relaxed backward (biased)"
     reference = "Jang et al. 2017; Bengio et al. 2013"
-    needs = frozenset({"relaxable"})
-    biased = True
-    params = (TAU,)
 
-    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
-        tau = float(self.config["tau"])
-
-        def surrogate(theta: Theta, noise: torch.Tensor) -> torch.Tensor:
-            z = task.perturb(theta, noise)
-            latent = _straight_through(task.latent.hard(z).detach(), task.latent.soft(z, tau))
-            return task.objective(theta, latent).mean()
-
-        return per_estimate_gradients(surrogate, task.theta, task.noise(generator, (samples, batch)))
+    @staticmethod
+    def latent(task: Task, z: torch.Tensor, tau: float) -> torch.Tensor:
+        return _straight_through(task.latent.hard(z).detach(), task.latent.soft(z, tau))
 
 
 @register_estimator
