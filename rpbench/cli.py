@@ -19,6 +19,7 @@ from rpbench.errors import UsageError
 from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins, load_plugin
 from rpbench.results import RESULTS_FILE, RunWriter, create_run_dir, run_metadata
 from rpbench.runner import execute, parse_estimators, parse_task_params, plan
+from rpbench.suite import Entry, load_suite
 from rpbench.summary import SUMMARY_METRICS, estimators_table, summary_tables, task_detail_tables, tasks_table
 
 app = typer.Typer(
@@ -59,7 +60,9 @@ def list_command(
 
 @app.command("run")
 def run_command(
-    task: Annotated[str, typer.Option("--task", "-t", help="Task family (see `rpbench list`).")] = "gaussian",
+    task: Annotated[
+        str | None, typer.Option("--task", "-t", help="Task family (see `rpbench list`). [default: gaussian]")
+    ] = None,
     estimator: Annotated[
         list[str] | None,
         typer.Option(
@@ -70,67 +73,118 @@ def run_command(
         list[str] | None,
         typer.Option("--param", "-p", help="Task parameter key=value; a comma list sweeps (repeatable)."),
     ] = None,
-    samples: Annotated[int, typer.Option("--samples", "-K", help="Independent estimates per cell (K >= 2).")] = 1000,
-    batch: Annotated[int, typer.Option("--batch", "-n", help="Samples inside each estimate (n >= 1).")] = 1,
+    samples: Annotated[
+        int | None, typer.Option("--samples", "-K", help="Independent estimates per cell (K >= 2). [default: 1000]")
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option("--batch", "-n", help="Samples inside each estimate (n >= 1). [default: 1]")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Base seed; each cell derives its own generator from it.")] = 0,
+    suite: Annotated[
+        Path | None, typer.Option(help="A suite file (tasks/*.toml) instead of --task/--estimator/--param/-K/-n.")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     out: Annotated[Path, typer.Option(help="Folder for run outputs; each run writes a new OUT/<run-id>/.")] = Path(
         "results"
     ),
-    repeats: Annotated[int, typer.Option(help="Timed repeats of each cell (>= 1), for the cost and its CI.")] = 3,
+    repeats: Annotated[
+        int | None, typer.Option(help="Timed repeats of each cell (>= 1), for the cost and its CI. [default: 3]")
+    ] = None,
     level: Annotated[float, typer.Option(help="Confidence level of every interval, in (0, 1).")] = 0.95,
     metric: Annotated[str, typer.Option(help="Metric the console summary shows.")] = "variance",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
     plugin: PluginOption = None,
 ) -> None:
     """Draw K independent gradient estimates per cell and write variance, bias, MSE, SNR and cost with CIs."""
-    if samples < 2:
-        raise UsageError(f"--samples {samples}: need K >= 2 independent estimates to measure a variance")
-    if batch < 1:
-        raise UsageError(f"--batch {batch}: need n >= 1 samples per estimate")
-    if repeats < 1:
-        raise UsageError(f"--repeats {repeats}: need at least 1 timed repeat")
     if not 0.0 < level < 1.0:
         raise UsageError(f"--level {level}: a confidence level lies in (0, 1), e.g. 0.95")
     if metric not in SUMMARY_METRICS:
         raise UsageError(f"--metric {metric!r} is not a metric; valid choices: {', '.join(SUMMARY_METRICS)}")
     load_plugins(plugin)
+    if suite is not None:
+        given = [
+            flag
+            for flag, value in (
+                ("--task", task),
+                ("--estimator", estimator),
+                ("--param", param),
+                ("--samples", samples),
+                ("--batch", batch),
+                ("--repeats", repeats),
+            )
+            if value
+        ]
+        if given:
+            raise UsageError(f"--suite {suite} defines tasks, estimators and budgets; drop {', '.join(given)}")
+        loaded = load_suite(suite)
+        entries, label = loaded.entries, loaded.name
+    else:
+        entry = Entry(
+            task=task or "gaussian",
+            params=parse_task_params(param or [], task or "gaussian"),
+            estimators=estimator or ["all"],
+            samples=1000 if samples is None else samples,
+            batch=1 if batch is None else batch,
+            seeds=[seed],
+            repeats=3 if repeats is None else repeats,
+        )
+        check_budget(entry)
+        entries, label = [entry], entry.task
     torch_device = resolve_device(device)
-    requests = parse_estimators(estimator or ["all"])
-    the_plan = plan(task, parse_task_params(param or [], task), requests, batch, torch_device)
+    plans = []
+    for i, entry in enumerate(entries, 1):
+        try:
+            requests = parse_estimators(entry.estimators)
+            plans.append((entry, plan(entry.task, entry.params, requests, entry.batch, torch_device)))
+        except UsageError as exc:
+            raise UsageError(f"{suite}: run[{i}]: {exc}" if suite else str(exc)) from None
 
     options = {
-        "task": task,
-        "estimator": estimator or ["all"],
-        "param": param or [],
-        "samples": samples,
-        "batch": batch,
-        "seed": seed,
+        "suite": str(suite) if suite else None,
+        "entries": [vars(entry) for entry in entries],
         "device": device,
-        "repeats": repeats,
         "level": level,
         "plugin": plugin or [],
     }
-    run_dir = create_run_dir(out, task)
+    run_dir = create_run_dir(out, label)
     writer = RunWriter(run_dir, run_metadata(options, torch_device))
     started = time.perf_counter()
-    with console.status(f"measuring {len(the_plan.cells)} cells") as status:
-        for done, result in enumerate(execute(the_plan.cells, samples, batch, seed, repeats, level), 1):
-            writer.add(result.rows, result.coords)
-            status.update(f"measured {done}/{len(the_plan.cells)} cells")
-    writer.finish(cells=len(the_plan.cells), skipped=the_plan.skipped, seconds=time.perf_counter() - started)
+    total = sum(len(p.cells) * len(e.seeds) for e, p in plans)
+    done = 0
+    with console.status(f"measuring {total} cells") as status:
+        for entry, the_plan in plans:
+            for entry_seed in entry.seeds:
+                for result in execute(the_plan.cells, entry.samples, entry.batch, entry_seed, entry.repeats, level):
+                    writer.add(result.rows, result.coords)
+                    done += 1
+                    status.update(f"measured {done}/{total} cells")
+    skipped = [s for _, p in plans for s in p.skipped]
+    writer.finish(cells=total, skipped=skipped, seconds=time.perf_counter() - started)
 
     if not quiet:
-        cls = get_task(task)
-        est_params = list(dict.fromkeys(p.name for c in the_plan.cells for p in type(c.estimator).params))
-        for table in summary_tables(writer.rows, metric, [p.name for p in cls.params], est_params):
-            console.print(table)
-    if the_plan.skipped:
+        for task_name in dict.fromkeys(e.task for e in entries):
+            cls = get_task(task_name)
+            cells = [c for e, p in plans if e.task == task_name for c in p.cells]
+            est_params = list(dict.fromkeys(p.name for c in cells for p in type(c.estimator).params))
+            rows = [r for r in writer.rows if r["task"] == task_name]
+            for table in summary_tables(rows, metric, [p.name for p in cls.params], est_params):
+                console.print(table)
+    if skipped:
         console.print(
-            f"[yellow]skipped {len(the_plan.skipped)} estimator/configuration pairs that do not apply "
-            f"(see {run_dir / 'run.json'}), e.g. {the_plan.skipped[0]}[/]"
+            f"[yellow]skipped {len(skipped)} estimator/configuration pairs that do not apply "
+            f"(see {run_dir / 'run.json'}), e.g. {skipped[0]}[/]"
         )
     console.print(f"wrote {len(writer.rows)} rows to {run_dir / RESULTS_FILE}")
+
+
+def check_budget(entry: Entry) -> None:
+    """The command line's K, n and repeats are in range."""
+    if entry.samples < 2:
+        raise UsageError(f"--samples {entry.samples}: need K >= 2 independent estimates to measure a variance")
+    if entry.batch < 1:
+        raise UsageError(f"--batch {entry.batch}: need n >= 1 samples per estimate")
+    if entry.repeats < 1:
+        raise UsageError(f"--repeats {entry.repeats}: need at least 1 timed repeat")
 
 
 # Typer vendors click in recent releases; reach its exception base through the public API.

@@ -42,7 +42,7 @@ def create_run_dir(out: Path, label: str) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for _ in range(100):
-            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
             run_dir = out / f"{stamp}-{label}-{secrets.token_hex(3)}"
             try:
                 run_dir.mkdir()
@@ -124,7 +124,7 @@ def run_metadata(options: Mapping[str, object], device: torch.device) -> dict[st
     return {
         "command": sys.argv,
         "options": dict(options),
-        "started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": {
             "rpbench": rpbench.__version__,
             "python": platform.python_version(),
@@ -164,6 +164,6 @@ class RunWriter:
 
     def finish(self, **extra: object) -> None:
         """Record the end time (and anything else) in the sidecar."""
-        self.metadata["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self.metadata["finished_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.metadata.update(extra)
         write_atomic(self.run_dir / META_FILE, json.dumps(self.metadata, indent=2, default=str) + "\n")
