@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run test lint format bench bench-compare regress baseline clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,21 @@ format: setup
 	$(BIN)/ruff format rpbench tests scripts
 	$(BIN)/ruff check --fix rpbench tests scripts
 
-bench: setup
+bench: setup ## speed benchmarks; saves JSON under .benchmarks/
 	$(BIN)/python -m pytest tests/benchmarks -q --benchmark-only --benchmark-autosave --benchmark-columns=mean,stddev,ops,rounds
+
+bench-compare: setup ## re-run the benchmarks; fail if a mean is 25% slower than the last saved run
+	$(BIN)/python -m pytest tests/benchmarks -q --benchmark-only --benchmark-compare --benchmark-compare-fail=mean:25% --benchmark-columns=mean,stddev,ops,rounds
+
+regress: setup ## run tasks/ci.toml and compare it with the committed baseline (exit 1 on a regression)
+	rm -rf results/regress
+	$(BIN)/rpbench run --suite tasks/ci.toml --out results/regress --quiet
+	$(BIN)/rpbench compare results/baseline/ci.csv "$$(ls -d results/regress/*/ | tail -n 1)"
+
+baseline: setup ## refresh results/baseline/ci.csv from tasks/ci.toml (commit the result)
+	rm -rf results/regress
+	$(BIN)/rpbench run --suite tasks/ci.toml --out results/regress --quiet
+	cp "$$(ls -d results/regress/*/ | tail -n 1)results.csv" results/baseline/ci.csv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
