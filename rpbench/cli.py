@@ -17,7 +17,7 @@ from rich.console import Console
 from rpbench.engine import resolve_device
 from rpbench.errors import UsageError
 from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins, load_plugin
-from rpbench.results import RESULTS_FILE, RunWriter, create_run_dir, run_metadata
+from rpbench.results import RESULTS_FILE, RunWriter, create_run_dir, run_metadata, write_atomic
 from rpbench.runner import execute, parse_estimators, parse_task_params, plan
 from rpbench.suite import Entry, load_suite
 from rpbench.summary import SUMMARY_METRICS, estimators_table, summary_tables, task_detail_tables, tasks_table
@@ -187,6 +187,82 @@ def check_budget(entry: Entry) -> None:
         raise UsageError(f"--repeats {entry.repeats}: need at least 1 timed repeat")
 
 
+@app.command("report")
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (or its results.csv).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown, latex or csv.")] = "markdown",
+    metric: Annotated[str, typer.Option(help="The metric in the cells.")] = "variance",
+    relative_to: Annotated[
+        str | None, typer.Option("--relative-to", help="Show each cell as a ratio to this estimator.")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Only this parameter group (e.g. mu, encoder).")] = None,
+    columns: Annotated[
+        str | None, typer.Option(help="Comma-separated keys that form the columns (default: all that vary, and group).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """A publication table: estimators × task configurations, each cell the metric with its CI."""
+    from rpbench.report import load_results, report_table
+
+    keys = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    text = report_table(
+        load_results(run_dir), metric=metric, fmt=fmt, relative_to=relative_to, group=group, columns=keys
+    )
+    if output is None:
+        print(text)
+    else:
+        write_output(output, text)
+        console.print(f"wrote {output}")
+
+
+@app.command("plot")
+def plot_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (or its results.csv).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="FILE.png or FILE.pdf")],
+    x: Annotated[str, typer.Option(help="The swept parameter on the x axis (sigma, tau, k, steps, ...).")] = "sigma",
+    metric: Annotated[str, typer.Option(help="The metric on the y axis.")] = "variance",
+    group: Annotated[str | None, typer.Option(help="Only this parameter group.")] = None,
+) -> None:
+    """A figure: the metric against a swept parameter, one line per estimator, with CI bands."""
+    from rpbench.plot import plot_metric
+    from rpbench.report import load_results
+
+    written = plot_metric(load_results(run_dir), x=x, metric=metric, out=output, group=group)
+    console.print(f"wrote {written}")
+
+
+@app.command("compare")
+def compare_command(
+    baseline: Annotated[Path, typer.Argument(help="Baseline results.csv or run folder.")],
+    new: Annotated[Path, typer.Argument(help="New results.csv or run folder.")],
+    metric: Annotated[str, typer.Option(help="Comma-separated metrics to gate on.")] = "variance,bias",
+    tolerance: Annotated[float, typer.Option(help="Relative change a metric may make before it counts.")] = 0.1,
+    speed_tolerance: Annotated[
+        float, typer.Option("--speed-tolerance", help="Relative slow-down of sec_per_estimate allowed (1.0 = 2x).")
+    ] = 1.0,
+    level: Annotated[float, typer.Option(help="Confidence level of each test.")] = 0.99,
+    all_rows: Annotated[bool, typer.Option("--all", help="List every comparison, not only changes.")] = False,
+) -> None:
+    """Statistical regression gate: exit 0 = no regression, 1 = regression, 2 = unusable input."""
+    from rpbench.compare import changes_table, compare, load_table, parse_metrics
+
+    result = compare(load_table(baseline), load_table(new), parse_metrics(metric), tolerance, speed_tolerance, level)
+    console.print(changes_table(result, only_changes=not all_rows))
+    regressions, slow = len(result.regressions), len(result.speed_regressions)
+    console.print(f"compared {result.matched} rows: {regressions} regressions, {slow} speed regressions")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a report file atomically; a :class:`UsageError` if the folder is unusable."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        raise UsageError(f"--output {path}: cannot write it ({exc.strerror or exc}); choose a writable path") from None
+
+
 # Typer vendors click in recent releases; reach its exception base through the public API.
 ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
@@ -195,7 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every usage problem into one line and exit code 2."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="rpbench", standalone_mode=False)
+        code = command.main(args=argv, prog_name="rpbench", standalone_mode=False)
+        if isinstance(code, int) and code != 0:  # typer.Exit(code), returned in non-standalone mode
+            sys.exit(code)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
