@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 
 from rpbench.engine import resolve_device
 from rpbench.errors import UsageError
+from rpbench.params import parse_assignment
 from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins, load_plugin
 from rpbench.results import RESULTS_FILE, RunWriter, create_run_dir, run_metadata, write_atomic
 from rpbench.runner import execute, parse_estimators, parse_task_params, plan
@@ -30,6 +32,9 @@ app = typer.Typer(
 )
 console = Console(width=None if sys.stdout.isatty() else 140)
 
+WhereOption = Annotated[
+    list[str] | None, typer.Option("--where", "-w", help="Keep rows with key=value (a comma list; repeatable).")
+]
 PluginOption = Annotated[
     list[str] | None,
     typer.Option("--plugin", help="A .py file or module that registers tasks/estimators (repeatable)."),
@@ -200,14 +205,14 @@ def report_command(
         str | None, typer.Option(help="Comma-separated keys that form the columns (default: all that vary, and group).")
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    where: WhereOption = None,
 ) -> None:
     """A publication table: estimators × task configurations, each cell the metric with its CI."""
     from rpbench.report import load_results, report_table
 
     keys = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    text = report_table(
-        load_results(run_dir), metric=metric, fmt=fmt, relative_to=relative_to, group=group, columns=keys
-    )
+    frame = select_rows(load_results(run_dir), where or [])
+    text = report_table(frame, metric=metric, fmt=fmt, relative_to=relative_to, group=group, columns=keys)
     if output is None:
         print(text)
     else:
@@ -222,12 +227,14 @@ def plot_command(
     x: Annotated[str, typer.Option(help="The swept parameter on the x axis (sigma, tau, k, steps, ...).")] = "sigma",
     metric: Annotated[str, typer.Option(help="The metric on the y axis.")] = "variance",
     group: Annotated[str | None, typer.Option(help="Only this parameter group.")] = None,
+    where: WhereOption = None,
 ) -> None:
     """A figure: the metric against a swept parameter, one line per estimator, with CI bands."""
     from rpbench.plot import plot_metric
     from rpbench.report import load_results
 
-    written = plot_metric(load_results(run_dir), x=x, metric=metric, out=output, group=group)
+    frame = select_rows(load_results(run_dir), where or [])
+    written = plot_metric(frame, x=x, metric=metric, out=output, group=group)
     console.print(f"wrote {written}")
 
 
@@ -252,6 +259,28 @@ def compare_command(
     console.print(f"compared {result.matched} rows: {regressions} regressions, {slow} speed regressions")
     if result.failed:
         raise typer.Exit(1)
+
+
+def select_rows(frame: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
+    """Keep the rows where every ``key=value`` holds (values compared as numbers where both are)."""
+    for condition in conditions:
+        key, values = parse_assignment(condition, "--where")
+        if key not in frame.columns:
+            raise UsageError(f"--where {condition}: no column {key!r}; columns: {', '.join(frame.columns[:20])}, ...")
+        column = frame[key]
+        keep = column.astype(str).isin(values)
+        numbers = pd.to_numeric(column, errors="coerce")
+        for value in values:
+            try:
+                keep |= numbers == float(value)
+            except ValueError:
+                continue
+        frame = frame[keep]
+        if frame.empty:
+            raise UsageError(
+                f"--where {condition}: no row matches; values present: {', '.join(map(str, column.unique()[:10]))}"
+            )
+    return frame
 
 
 def write_output(path: Path, text: str) -> None:

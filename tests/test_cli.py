@@ -293,3 +293,29 @@ def test_a_plugin_file_adds_an_estimator_to_list_and_run(tmp_path: Path, capsys:
 def test_a_bad_plugin_is_one_line(plugin: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["list", "--plugin", plugin], capsys)
     assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: --plugin {plugin}: cannot load it")
+
+
+def test_where_selects_rows_for_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "run",
+        "-e",
+        "score,pathwise",
+        "-p",
+        "fn=cos,step",
+        "-p",
+        "sigma=1",
+        "-K",
+        "50",
+        "--repeats",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    assert run_cli(args, capsys)[0] == 0
+    run_dir = str(only_run(tmp_path))
+    code, out, _ = run_cli(["report", run_dir, "-w", "fn=cos", "--group", "mu"], capsys)
+    assert code == 0 and "fn=step" not in out and "score" in out
+    code, _, err = run_cli(["report", run_dir, "-w", "fn=sin"], capsys)
+    assert code == 2 and "no row matches; values present: cos, step" in err
+    code, _, err = run_cli(["report", run_dir, "-w", "colour=red"], capsys)
+    assert code == 2 and "no column 'colour'" in err
