@@ -22,24 +22,13 @@ import numpy as np
 import pandas as pd
 
 from rpbench.errors import UsageError
+from rpbench.metrics import HIGHER_IS_BETTER, SHOWN_METRICS
 
 RESULTS_FILE = "results.csv"
 META_FILE = "run.json"
 FORMATS = ("markdown", "latex", "csv")
-METRICS = (
-    "variance",
-    "variance_per_coord",
-    "mse",
-    "bias",
-    "mean",
-    "snr",
-    "cosine",
-    "sec_per_estimate",
-    "work_variance",
-    "kurtosis",
-)
+METRICS = SHOWN_METRICS
 """Metrics a table or a plot can show (the same choice as ``rpbench run --metric``)."""
-HIGHER_IS_BETTER = frozenset({"snr", "cosine"})
 NO_BEST = frozenset({"mean"})
 WITH_CI = frozenset(METRICS) - {"kurtosis"}
 """Metrics that have ``<metric>_lo`` / ``<metric>_hi`` columns."""

@@ -10,24 +10,13 @@ import torch
 from rich.table import Table
 
 from rpbench.estimators.base import Estimator
+from rpbench.metrics import HIGHER_IS_BETTER, SHOWN_METRICS
 from rpbench.params import ParamSpec, expand_grid, resolve_grid
 from rpbench.results import rows_to_frame
 from rpbench.tasks.base import CAPABILITIES, Task
 
 CPU = torch.device("cpu")
-HIGHER_IS_BETTER = {"snr", "cosine"}
-SUMMARY_METRICS = (
-    "variance",
-    "variance_per_coord",
-    "mse",
-    "bias",
-    "mean",
-    "snr",
-    "cosine",
-    "sec_per_estimate",
-    "work_variance",
-    "kurtosis",
-)
+SUMMARY_METRICS = SHOWN_METRICS
 
 
 def _fmt(value: float) -> str:

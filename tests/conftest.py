@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 
+import pandas as pd
 import pytest
 import torch
 
@@ -50,3 +53,20 @@ def vae(name: str, **config: object) -> Task:
     cls = get_task(name)
     full = {p.name: p.default_values[0] for p in cls.params} | {"minibatch": 4, "hidden": 16} | config
     return cls(full, CPU)
+
+
+def shared_run(factory: pytest.TempPathFactory, args: list[str]) -> pd.DataFrame:
+    """``rpbench run ARGS`` in-process, once per test session (test_report.py and test_plot.py share runs)."""
+    from rpbench.cli import main
+    from rpbench.report import load_results
+
+    out = factory.getbasetemp() / f"run-{hashlib.sha1(' '.join(args).encode()).hexdigest()[:12]}"
+    if not out.exists():
+        staging = factory.mktemp("staging")
+        try:
+            main(["run", *args, "--out", str(staging), "-q"])
+        except SystemExit as exc:
+            assert not exc.code, f"rpbench run failed with {exc.code}"
+        os.replace(staging, out)
+    (run_dir,) = list(out.iterdir())
+    return load_results(run_dir)

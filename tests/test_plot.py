@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,10 +9,10 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from rpbench.cli import main
 from rpbench.errors import UsageError
 from rpbench.plot import make_figure, plot_metric
-from rpbench.report import interval, load_results
+from rpbench.report import interval
+from tests.conftest import shared_run
 
 GAUSSIAN = ["-t", "gaussian", "-e", "score,pathwise,score+delta,score+ma:decay=0.5,0.9", "-p", "fn=quadratic,step"]
 GAUSSIAN += ["-p", "sigma=0.1,1,10", "-p", "k=0.5", "-K", "100", "--repeats", "1"]  # the run test_report.py uses
@@ -22,20 +20,6 @@ DISCRETE = ["-t", "discrete-vae", "-p", "latents=2", "-p", "categories=3", "-p",
 DISCRETE += ["-e", "gumbel:tau=0.1,1,10,st-gumbel:tau=0.1,1,10", "-K", "100", "--repeats", "1"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_BYTES = 300_000
-
-
-def shared_run(factory: pytest.TempPathFactory, args: list[str]) -> pd.DataFrame:
-    """``rpbench run ARGS`` in-process, once per test session (test_report.py shares the runs); its results."""
-    out = factory.getbasetemp() / f"run-{hashlib.sha1(' '.join(args).encode()).hexdigest()[:12]}"
-    if not out.exists():
-        staging = factory.mktemp("staging")
-        try:
-            main(["run", *args, "--out", str(staging), "-q"])
-        except SystemExit as exc:
-            assert not exc.code, f"rpbench run failed with {exc.code}"
-        os.replace(staging, out)
-    (run_dir,) = list(out.iterdir())
-    return load_results(run_dir)
 
 
 @pytest.fixture(scope="module")

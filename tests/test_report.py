@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -14,29 +12,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rpbench.cli import main
 from rpbench.errors import UsageError
 from rpbench.report import format_number, load_results, needs_scientific, report_table
+from tests.conftest import shared_run
 
 ESTIMATORS = ["score", "pathwise", "score+delta", "score+ma (decay=0.5)", "score+ma (decay=0.9)"]
 
 
 GAUSSIAN = ["-t", "gaussian", "-e", "score,pathwise,score+delta,score+ma:decay=0.5,0.9", "-p", "fn=quadratic,step"]
 GAUSSIAN += ["-p", "sigma=0.1,1,10", "-p", "k=0.5", "-K", "100", "--repeats", "1"]
-
-
-def shared_run(factory: pytest.TempPathFactory, args: list[str]) -> pd.DataFrame:
-    """``rpbench run ARGS`` in-process, once per test session (test_plot.py shares the runs); its results."""
-    out = factory.getbasetemp() / f"run-{hashlib.sha1(' '.join(args).encode()).hexdigest()[:12]}"
-    if not out.exists():
-        staging = factory.mktemp("staging")
-        try:
-            main(["run", *args, "--out", str(staging), "-q"])
-        except SystemExit as exc:
-            assert not exc.code, f"rpbench run failed with {exc.code}"
-        os.replace(staging, out)
-    (run_dir,) = list(out.iterdir())
-    return load_results(run_dir)
 
 
 @pytest.fixture(scope="module")
