@@ -180,6 +180,12 @@ def run_command(
             f"(see {run_dir / 'run.json'}), e.g. {skipped[0]}[/]"
         )
     console.print(f"wrote {len(writer.rows)} rows to {run_dir / RESULTS_FILE}")
+    failed = [r for r in writer.rows if r.get("status") == "failed"]
+    if failed:
+        for row in failed:
+            console.print(f"[red]failed: {row['task']} {row['estimator']} group {row['group']}: {row['error']}[/]")
+        console.print(f"[red]{len(failed)} rows failed (status=failed in the CSV); the rest of the sweep completed[/]")
+        raise typer.Exit(1)
 
 
 def check_budget(entry: Entry) -> None:

@@ -156,8 +156,9 @@ class RunWriter:
         """Add one cell's rows and rewrite the tables."""
         for row in rows:
             self.rows.append(dict(row))
-            if int(row.get("n_coords", 0)) <= MAX_COORDS:
-                self.coord_rows.extend(coordinate_rows(row, coords[str(row["group"])]))
+            group = str(row["group"])
+            if group in coords and int(row.get("n_coords", 0)) <= MAX_COORDS:
+                self.coord_rows.extend(coordinate_rows(row, coords[group]))
         write_table(self.run_dir / RESULTS_FILE, self.rows)
         if self.coord_rows:
             write_table(self.run_dir / COORDS_FILE, self.coord_rows)

@@ -164,23 +164,40 @@ def execute(
     for cell in cells:
         task, estimator = cell.task, cell.estimator
         this_seed = cell_seed(seed, task.name, task.config, estimator.name, estimator.config, samples, batch)
-        draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats)
-        truth = truth_of(task)
+        keys: dict[str, object] = {
+            "task": task.name,
+            "estimator": estimator.name,
+            "biased": estimator.biased,
+            "group": None,  # set per row; here to keep the column order
+            "samples": samples,
+            "batch": batch,
+            "seed": seed,
+            "device": str(task.device),
+            **task.config,
+            **{name: estimator.config.get(name) for name in estimator_params},
+        }
+        try:
+            draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats)
+            bad = {g: int((~torch.isfinite(v)).any(dim=1).sum()) for g, v in draw.estimates.items()}
+            if any(bad.values()):
+                raise FloatingPointError(
+                    "non-finite estimates: " + ", ".join(f"{g} {n} of {samples}" for g, n in bad.items() if n)
+                )
+            truth = truth_of(task)
+        except Exception as exc:  # a failing cell is recorded and the sweep goes on
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+            rows = [{**keys, "group": group, "status": "failed", "error": message} for group in task.theta]
+            yield CellResult(cell, rows, {})
+            continue
         rows, coords = [], {}
         for group, values in draw.estimates.items():
             exact = None if truth is None else truth.gradient[group]
             exact_se = None if truth is None or truth.se is None else truth.se[group]
             row: dict[str, object] = {
-                "task": task.name,
-                "estimator": estimator.name,
-                "biased": estimator.biased,
+                **keys,
                 "group": group,
-                "samples": samples,
-                "batch": batch,
-                "seed": seed,
-                "device": str(task.device),
-                **task.config,
-                **{name: estimator.config.get(name) for name in estimator_params},
+                "status": "ok",
+                "error": "",
                 "truth": "none" if truth is None else truth.kind,
                 "exact_se": math.nan if truth is None else se_norm(exact_se),
                 "setup_seconds": draw.setup_seconds,

@@ -319,3 +319,37 @@ def test_where_selects_rows_for_report(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 2 and "no row matches; values present: cos, step" in err
     code, _, err = run_cli(["report", run_dir, "-w", "colour=red"], capsys)
     assert code == 2 and "no column 'colour'" in err
+
+
+def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rpbench.estimators.score import Score
+
+    def broken(self, task, samples, batch, generator):  # a deliberately failing estimator: NaN estimates
+        return {group: torch.full((samples, *value.shape), float("nan")) for group, value in task.theta.items()}
+
+    monkeypatch.setattr(Score, "estimate", broken)
+    args = [
+        "run",
+        "-e",
+        "score,pathwise",
+        "-p",
+        "fn=cos",
+        "-p",
+        "sigma=1",
+        "-p",
+        "k=1",
+        "-K",
+        "50",
+        "--repeats",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    code, out, _ = run_cli(args, capsys)
+    assert code == 1 and "failed: gaussian score group mu: FloatingPointError: non-finite estimates" in out
+    table = pd.read_csv(only_run(tmp_path) / RESULTS_FILE)
+    assert list(table["status"]) == ["failed", "failed", "ok", "ok"]
+    assert table.loc[table["status"] == "ok", "variance"].notna().all()
+    assert table.loc[table["status"] == "failed", "variance"].isna().all()
