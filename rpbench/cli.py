@@ -6,6 +6,7 @@ with one line ``error: …`` on stderr naming the problem and the valid choices,
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from rpbench.engine import resolve_device
 from rpbench.errors import UsageError
 from rpbench.params import parse_assignment
 from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins, load_plugin
-from rpbench.results import RESULTS_FILE, RunWriter, create_run_dir, run_metadata, write_atomic
+from rpbench.results import META_FILE, RESULTS_FILE, RunWriter, create_run_dir, run_metadata, write_atomic
 from rpbench.runner import execute, parse_estimators, parse_task_params, plan
 from rpbench.suite import Entry, load_suite
 from rpbench.summary import SUMMARY_METRICS, estimators_table, summary_tables, task_detail_tables, tasks_table
@@ -88,6 +89,9 @@ def run_command(
     suite: Annotated[
         Path | None, typer.Option(help="A suite file (tasks/*.toml) instead of --task/--estimator/--param/-K/-n.")
     ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Finish an interrupted run folder: skip its finished cells, run the rest.")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     out: Annotated[Path, typer.Option(help="Folder for run outputs; each run writes a new OUT/<run-id>/.")] = Path(
         "results"
@@ -106,7 +110,16 @@ def run_command(
     if metric not in SUMMARY_METRICS:
         raise UsageError(f"--metric {metric!r} is not a metric; valid choices: {', '.join(SUMMARY_METRICS)}")
     load_plugins(plugin)
-    if suite is not None:
+    if resume is not None:
+        cell_flags = (task, estimator, param, samples, batch, repeats, suite)
+        if any(cell_flags):
+            raise UsageError(f"--resume {resume} continues that run as it was planned; drop the other run options")
+        saved = read_run_options(resume)
+        entries, label = [Entry(**entry) for entry in saved["entries"]], ""
+        device, level = str(saved["device"]), float(saved["level"])
+        for extra in saved.get("plugin", []):
+            load_plugin(extra)
+    elif suite is not None:
         given = [
             flag
             for flag, value in (
@@ -151,15 +164,23 @@ def run_command(
         "level": level,
         "plugin": plugin or [],
     }
-    run_dir = create_run_dir(out, label)
-    writer = RunWriter(run_dir, run_metadata(options, torch_device))
+    if resume is not None:
+        run_dir = resume
+        writer = RunWriter(run_dir, json.loads((run_dir / META_FILE).read_text()), resume=True)
+    else:
+        run_dir = create_run_dir(out, label)
+        writer = RunWriter(run_dir, run_metadata(options, torch_device))
+    done_cells = writer.finished_cells
     started = time.perf_counter()
     total = sum(len(p.cells) * len(e.seeds) for e, p in plans)
-    done = 0
+    done = len(done_cells)
     with console.status(f"measuring {total} cells") as status:
         for entry, the_plan in plans:
             for entry_seed in entry.seeds:
-                for result in execute(the_plan.cells, entry.samples, entry.batch, entry_seed, entry.repeats, level):
+                results = execute(
+                    the_plan.cells, entry.samples, entry.batch, entry_seed, entry.repeats, level, done_cells
+                )
+                for result in results:
                     writer.add(result.rows, result.coords)
                     done += 1
                     status.update(f"measured {done}/{total} cells")
@@ -186,6 +207,22 @@ def run_command(
             console.print(f"[red]failed: {row['task']} {row['estimator']} group {row['group']}: {row['error']}[/]")
         console.print(f"[red]{len(failed)} rows failed (status=failed in the CSV); the rest of the sweep completed[/]")
         raise typer.Exit(1)
+
+
+def read_run_options(run_dir: Path) -> dict:
+    """The options a run folder was started with (its ``run.json``); a :class:`UsageError` if unusable."""
+    try:
+        options = json.loads((run_dir / META_FILE).read_text())["options"]
+        missing = [key for key in ("entries", "device", "level") if key not in options]
+        if missing:
+            raise KeyError(missing[0])
+    except FileNotFoundError:
+        raise UsageError(
+            f"--resume {run_dir}: no {META_FILE} there; give a run folder that rpbench run created"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--resume {run_dir}: {META_FILE} is damaged or from another version ({exc!r})") from None
+    return options
 
 
 def check_budget(entry: Entry) -> None:

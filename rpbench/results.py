@@ -56,6 +56,33 @@ def create_run_dir(out: Path, label: str) -> Path:
     raise UsageError(f"--out {out}: could not find a fresh run folder name")
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _read_rows(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    try:
+        # as the exact text written, so that rewriting the table keeps earlier rows byte for byte
+        return pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--resume: {path} is not a readable results table ({exc})") from None
+
+
+def _lock_run_dir(run_dir: Path) -> object:
+    """Hold an exclusive lock on the run folder, so two processes never write into one run."""
+    import fcntl
+
+    handle = open(run_dir / ".lock", "w")  # noqa: SIM115 - held for the writer's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise UsageError(f"{run_dir}: another rpbench process is writing into this run folder") from None
+    return handle
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: never a partial file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -145,12 +172,22 @@ def run_metadata(options: Mapping[str, object], device: torch.device) -> dict[st
 class RunWriter:
     """Accumulates rows of a run and keeps its files complete after every cell."""
 
-    def __init__(self, run_dir: Path, metadata: Mapping[str, object]) -> None:
+    def __init__(self, run_dir: Path, metadata: Mapping[str, object], resume: bool = False) -> None:
         self.run_dir = run_dir
+        self._lock = _lock_run_dir(run_dir)
         self.metadata = dict(metadata)
         self.rows: list[dict[str, object]] = []
         self.coord_rows: list[dict[str, object]] = []
+        if resume:
+            self.rows = _read_rows(run_dir / RESULTS_FILE)
+            self.coord_rows = _read_rows(run_dir / COORDS_FILE)
+            self.metadata.setdefault("resumed_utc", []).append(_now())
         write_atomic(run_dir / META_FILE, json.dumps(self.metadata, indent=2, default=str) + "\n")
+
+    @property
+    def finished_cells(self) -> set[int]:
+        """``cell_seed`` of every cell with rows already written."""
+        return {int(row["cell_seed"]) for row in self.rows if str(row.get("cell_seed", "")).strip()}
 
     def add(self, rows: Sequence[Mapping[str, object]], coords: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
         """Add one cell's rows and rewrite the tables."""
@@ -165,6 +202,6 @@ class RunWriter:
 
     def finish(self, **extra: object) -> None:
         """Record the end time (and anything else) in the sidecar."""
-        self.metadata["finished_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self.metadata["finished_utc"] = _now()
         self.metadata.update(extra)
         write_atomic(self.run_dir / META_FILE, json.dumps(self.metadata, indent=2, default=str) + "\n")

@@ -8,7 +8,7 @@ up front, so bad input fails before anything is computed or written.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -151,12 +151,19 @@ class CellResult:
 
 
 def execute(
-    cells: Sequence[Cell], samples: int, batch: int, seed: int, repeats: int = 3, level: float = 0.95
+    cells: Sequence[Cell],
+    samples: int,
+    batch: int,
+    seed: int,
+    repeats: int = 3,
+    level: float = 0.95,
+    done: Collection[int] = (),
 ) -> Iterator[CellResult]:
     """Run the cells in order; yield each as soon as it is measured.
 
     Every row has a column for every estimator parameter of the run (empty where that
-    estimator does not take it), so columns come in the same order in every row.
+    estimator does not take it), so columns come in the same order in every row.  Cells whose
+    ``cell_seed`` is in ``done`` (finished before a resume) are skipped.
     """
     if samples < 2:
         raise UsageError(f"--samples {samples}: need at least 2 estimates to measure a variance")
@@ -164,6 +171,8 @@ def execute(
     for cell in cells:
         task, estimator = cell.task, cell.estimator
         this_seed = cell_seed(seed, task.name, task.config, estimator.name, estimator.config, samples, batch)
+        if this_seed in done:
+            continue
         keys: dict[str, object] = {
             "task": task.name,
             "estimator": estimator.name,
@@ -175,6 +184,7 @@ def execute(
             "device": str(task.device),
             **task.config,
             **{name: estimator.config.get(name) for name in estimator_params},
+            "cell_seed": this_seed,
         }
         try:
             draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats)

@@ -1,0 +1,99 @@
+"""Nothing lost: a sweep killed with SIGKILL midway and resumed equals an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rpbench.cli import main
+from rpbench.results import RESULTS_FILE
+
+SUITE = """
+[suite]
+name = "resume"
+samples = 20000
+batch = 2
+repeats = 1
+
+[[run]]
+task = "gaussian"
+params = { dim = 8, fn = ["quadratic", "cos", "expquad", "step"], sigma = [1, 2], k = 0.5 }
+estimators = ["score", "score+loo", "mvd"]
+"""
+TIMING = [
+    "setup_seconds",
+    "sec_per_estimate",
+    "sec_per_estimate_lo",
+    "sec_per_estimate_hi",
+    "work_variance",
+    "work_variance_lo",
+    "work_variance_hi",
+]
+
+
+def exit_code(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def rows(path: Path) -> int:
+    try:
+        return len(pd.read_csv(path))
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return 0
+
+
+def test_kill_midway_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    suite = tmp_path / "resume.toml"
+    suite.write_text(SUITE)
+    full = tmp_path / "full"
+    assert exit_code(["run", "--suite", str(suite), "--out", str(full), "-q"]) == 0
+    (full_dir,) = list(full.iterdir())
+    expected = pd.read_csv(full_dir / RESULTS_FILE)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rpbench", "run", "--suite", str(suite), "--out", str(killed), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    written = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        run_dirs = list(killed.iterdir()) if killed.exists() else []
+        written = rows(run_dirs[0] / RESULTS_FILE) if run_dirs else 0
+        if written >= 6:
+            break
+        time.sleep(0.02)
+    if process.poll() is not None:
+        pytest.fail("the sweep finished before it could be killed; make the suite slower")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    (run_dir,) = list(killed.iterdir())
+    partial = pd.read_csv(run_dir / RESULTS_FILE)  # complete rows only: files are replaced atomically
+    assert 6 <= len(partial) < len(expected)
+
+    assert exit_code(["run", "--resume", str(run_dir), "-q"]) == 0
+    resumed = pd.read_csv(run_dir / RESULTS_FILE)
+    pd.testing.assert_frame_equal(resumed.drop(columns=TIMING), expected.drop(columns=TIMING), check_exact=True)
+    # and a second resume has nothing left to do
+    before = (run_dir / RESULTS_FILE).read_bytes()
+    assert exit_code(["run", "--resume", str(run_dir), "-q"]) == 0
+    assert (run_dir / RESULTS_FILE).read_bytes() == before
+
+
+def test_resume_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_code(["run", "--resume", str(tmp_path)]) == 2
+    assert "no run.json there" in capsys.readouterr().err
+    assert exit_code(["run", "--resume", str(tmp_path), "-t", "vae"]) == 2
+    assert "drop the other run options" in capsys.readouterr().err
