@@ -66,7 +66,15 @@ from rpbench.errors import UsageError
 from rpbench.metrics import COLUMNS
 from rpbench.results import META_FILE, RESULTS_FILE
 
-MEASURED: frozenset[str] = frozenset(COLUMNS) | {"exact_se", "setup_seconds", "truth", "biased", "status", "error", "cell_seed"}
+MEASURED: frozenset[str] = frozenset(COLUMNS) | {
+    "exact_se",
+    "setup_seconds",
+    "truth",
+    "biased",
+    "status",
+    "error",
+    "cell_seed",
+}
 """Columns produced by the measurement; every other column is part of a row's configuration key."""
 
 LOWER_IS_BETTER = ("variance", "variance_per_coord", "mse")
