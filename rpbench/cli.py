@@ -15,13 +15,21 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from rpbench.engine import resolve_device
 from rpbench.errors import UsageError
 from rpbench.params import parse_assignment
 from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins, load_plugin
 from rpbench.results import META_FILE, RESULTS_FILE, RunWriter, create_run_dir, run_metadata, write_atomic
-from rpbench.runner import execute, parse_estimators, parse_task_params, plan
+from rpbench.runner import cell_seed_of, execute, parse_estimators, parse_task_params, plan, plan_estimator_params
 from rpbench.suite import Entry, load_suite
 from rpbench.summary import SUMMARY_METRICS, estimators_table, summary_tables, task_detail_tables, tasks_table
 
@@ -91,6 +99,12 @@ def run_command(
     ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Finish an interrupted run folder: skip its finished cells, run the rest.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Run cells in parallel on a local Dask cluster of N processes.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Run cells on the Dask scheduler tcp://host:port (or auto: a LocalCluster).")
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     out: Annotated[Path, typer.Option(help="Folder for run outputs; each run writes a new OUT/<run-id>/.")] = Path(
@@ -171,19 +185,49 @@ def run_command(
         run_dir = create_run_dir(out, label)
         writer = RunWriter(run_dir, run_metadata(options, torch_device))
     done_cells = writer.finished_cells
+    plans_by_entry = [(id(entry), the_plan) for entry, the_plan in plans]
     started = time.perf_counter()
+    jobs = [
+        (entry, index, entry_seed, cell)
+        for entry, the_plan in plans
+        for entry_seed in entry.seeds
+        for index, cell in enumerate(the_plan.cells)
+        if cell_seed_of(cell, entry_seed, entry.samples, entry.batch) not in done_cells
+    ]
     total = sum(len(p.cells) * len(e.seeds) for e, p in plans)
-    done = len(done_cells)
-    with console.status(f"measuring {total} cells") as status:
-        for entry, the_plan in plans:
-            for entry_seed in entry.seeds:
-                results = execute(
-                    the_plan.cells, entry.samples, entry.batch, entry_seed, entry.repeats, level, done_cells
-                )
-                for result in results:
-                    writer.add(result.rows, result.coords)
-                    done += 1
-                    status.update(f"measured {done}/{total} cells")
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("cells, {task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("measuring", total=total, completed=total - len(jobs), failed=0)
+
+        def record(rows: list[dict], coords: dict) -> None:
+            writer.add(rows, coords)
+            failed = sum(1 for r in writer.rows if r.get("status") == "failed")
+            progress.update(bar, advance=1, failed=failed)
+
+        if workers is None and scheduler is None:
+            for entry, index, entry_seed, _cell in jobs:
+                the_plan = dict(plans_by_entry)[id(entry)]
+                params = plan_estimator_params(the_plan.cells)
+                cell = the_plan.cells[index]
+                for result in execute(
+                    [cell], entry.samples, entry.batch, entry_seed, entry.repeats, level, estimator_params=params
+                ):
+                    record(result.rows, result.coords)
+        else:
+            from rpbench.distributed import Job, run_parallel
+
+            if workers is not None and workers < 1:
+                raise UsageError(f"--workers {workers}: need at least 1 worker process")
+            work = [Job(entry, index, entry_seed) for entry, index, entry_seed, _ in jobs]
+            run_parallel(work, workers, scheduler, device, level, plugin or [], record)
     skipped = [s for _, p in plans for s in p.skipped]
     writer.finish(cells=total, skipped=skipped, seconds=time.perf_counter() - started)
 

@@ -141,6 +141,17 @@ def plan(
     return Plan(cells, skipped)
 
 
+def plan_estimator_params(cells: Sequence[Cell]) -> list[str]:
+    """Every estimator parameter of a plan's cells, in first-seen order (the CSV's columns)."""
+    return list(dict.fromkeys(p.name for cell in cells for p in type(cell.estimator).params))
+
+
+def cell_seed_of(cell: Cell, seed: int, samples: int, batch: int) -> int:
+    """The seed of a cell's generator (also its identity when a run is resumed)."""
+    task, estimator = cell.task, cell.estimator
+    return cell_seed(seed, task.name, task.config, estimator.name, estimator.config, samples, batch)
+
+
 @dataclass
 class CellResult:
     """A finished cell: one row per parameter group, and per-coordinate summaries per group."""
@@ -158,6 +169,7 @@ def execute(
     repeats: int = 3,
     level: float = 0.95,
     done: Collection[int] = (),
+    estimator_params: Sequence[str] | None = None,
 ) -> Iterator[CellResult]:
     """Run the cells in order; yield each as soon as it is measured.
 
@@ -167,10 +179,11 @@ def execute(
     """
     if samples < 2:
         raise UsageError(f"--samples {samples}: need at least 2 estimates to measure a variance")
-    estimator_params = list(dict.fromkeys(p.name for cell in cells for p in type(cell.estimator).params))
+    if estimator_params is None:
+        estimator_params = plan_estimator_params(cells)
     for cell in cells:
         task, estimator = cell.task, cell.estimator
-        this_seed = cell_seed(seed, task.name, task.config, estimator.name, estimator.config, samples, batch)
+        this_seed = cell_seed_of(cell, seed, samples, batch)
         if this_seed in done:
             continue
         keys: dict[str, object] = {
