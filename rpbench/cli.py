@@ -124,6 +124,8 @@ def run_command(
     if metric not in SUMMARY_METRICS:
         raise UsageError(f"--metric {metric!r} is not a metric; valid choices: {', '.join(SUMMARY_METRICS)}")
     load_plugins(plugin)
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: need at least 1 worker process")
     if resume is not None:
         cell_flags = (task, estimator, param, samples, batch, repeats, suite)
         if any(cell_flags):
@@ -224,8 +226,6 @@ def run_command(
         else:
             from rpbench.distributed import Job, run_parallel
 
-            if workers is not None and workers < 1:
-                raise UsageError(f"--workers {workers}: need at least 1 worker process")
             work = [Job(entry, index, entry_seed) for entry, index, entry_seed, _ in jobs]
             run_parallel(work, workers, scheduler, device, level, plugin or [], record)
     skipped = [s for _, p in plans for s in p.skipped]
