@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint format bench bench-compare regress baseline clean
+.PHONY: setup run test lint format bench bench-compare regress baseline gpu-check clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,9 @@ baseline: setup ## refresh results/baseline/ci.csv from tasks/ci.toml (commit th
 	rm -rf results/regress
 	$(BIN)/rpbench run --suite tasks/ci.toml --out results/regress --quiet
 	cp "$$(ls -d results/regress/*/ | tail -n 1)results.csv" results/baseline/ci.csv
+
+gpu-check: setup ## on a CUDA machine: CUDA tests and a CPU-vs-GPU benchmark table
+	PYTHON=$(BIN)/python scripts/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
