@@ -133,8 +133,8 @@ def run_command(
         saved = read_run_options(resume)
         entries, label = [Entry(**entry) for entry in saved["entries"]], ""
         device, level = str(saved["device"]), float(saved["level"])
-        for extra in saved.get("plugin", []):
-            load_plugin(extra)
+        plugin = list(saved.get("plugin", []))  # the workers load them too
+        load_plugins(plugin)
     elif suite is not None:
         given = [
             flag
