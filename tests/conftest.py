@@ -70,3 +70,26 @@ def shared_run(factory: pytest.TempPathFactory, args: list[str]) -> pd.DataFrame
         os.replace(staging, out)
     (run_dir,) = list(out.iterdir())
     return load_results(run_dir)
+
+
+TIMING = [
+    "setup_seconds",
+    "sec_per_estimate",
+    "sec_per_estimate_lo",
+    "sec_per_estimate_hi",
+    "work_variance",
+    "work_variance_lo",
+    "work_variance_hi",
+]
+"""Columns that depend on the machine's speed: left out when runs are compared for equality."""
+
+
+def exit_code(args: list[str]) -> int:
+    """``rpbench ARGS`` in-process; its exit code."""
+    from rpbench.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

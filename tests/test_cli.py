@@ -12,16 +12,7 @@ import torch
 
 from rpbench.cli import main
 from rpbench.results import COORDS_FILE, META_FILE, RESULTS_FILE
-
-TIMING = [
-    "setup_seconds",
-    "sec_per_estimate",
-    "sec_per_estimate_lo",
-    "sec_per_estimate_hi",
-    "work_variance",
-    "work_variance_lo",
-    "work_variance_hi",
-]
+from tests.conftest import TIMING
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -11,6 +11,7 @@ pytest.importorskip("distributed")
 
 from rpbench.cli import main
 from rpbench.results import RESULTS_FILE
+from tests.conftest import TIMING
 
 SUITE = """
 [suite]
@@ -30,15 +31,6 @@ task = "discrete-vae"
 params = { latents = 2, categories = 3, minibatch = 4, hidden = 8 }
 estimators = ["score+loo", "gumbel:tau=0.5"]
 """
-TIMING = [
-    "setup_seconds",
-    "sec_per_estimate",
-    "sec_per_estimate_lo",
-    "sec_per_estimate_hi",
-    "work_variance",
-    "work_variance_lo",
-    "work_variance_hi",
-]
 
 
 def run(tmp_path: Path, name: str, *extra: str) -> pd.DataFrame:

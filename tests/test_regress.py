@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rpbench.cli import main
 from rpbench.estimators.score import ScoreMovingAverage
 from rpbench.results import RESULTS_FILE
+from tests.conftest import exit_code
 
 SUITE = """
 [suite]
@@ -24,14 +24,6 @@ task = "gaussian"
 params = { fn = ["quadratic", "cos"], sigma = 1, k = 0.5 }
 estimators = ["pathwise", "score+ma", "score+loo"]
 """
-
-
-def exit_code(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def run_suite(tmp_path: Path, name: str) -> Path:

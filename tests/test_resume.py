@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rpbench.cli import main
 from rpbench.results import RESULTS_FILE
+from tests.conftest import TIMING, exit_code
 
 SUITE = """
 [suite]
@@ -27,23 +27,6 @@ task = "gaussian"
 params = { dim = 8, fn = ["quadratic", "cos", "expquad", "step"], sigma = [1, 2], k = 0.5 }
 estimators = ["score", "score+loo", "mvd"]
 """
-TIMING = [
-    "setup_seconds",
-    "sec_per_estimate",
-    "sec_per_estimate_lo",
-    "sec_per_estimate_hi",
-    "work_variance",
-    "work_variance_lo",
-    "work_variance_hi",
-]
-
-
-def exit_code(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def rows(path: Path) -> int:
