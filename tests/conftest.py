@@ -57,16 +57,12 @@ def vae(name: str, **config: object) -> Task:
 
 def shared_run(factory: pytest.TempPathFactory, args: list[str]) -> pd.DataFrame:
     """``rpbench run ARGS`` in-process, once per test session (test_report.py and test_plot.py share runs)."""
-    from rpbench.cli import main
     from rpbench.report import load_results
 
     out = factory.getbasetemp() / f"run-{hashlib.sha1(' '.join(args).encode()).hexdigest()[:12]}"
     if not out.exists():
         staging = factory.mktemp("staging")
-        try:
-            main(["run", *args, "--out", str(staging), "-q"])
-        except SystemExit as exc:
-            assert not exc.code, f"rpbench run failed with {exc.code}"
+        assert exit_code(["run", *args, "--out", str(staging), "-q"]) == 0, "rpbench run failed"
         os.replace(staging, out)
     (run_dir,) = list(out.iterdir())
     return load_results(run_dir)

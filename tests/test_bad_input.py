@@ -8,36 +8,32 @@ from pathlib import Path
 import pytest
 import torch
 
-from rpbench.cli import main
+from tests.conftest import exit_code
 
 
 @pytest.fixture(scope="module")
 def earlier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A results folder with one finished run, and a suite file with an error in it."""
     root = tmp_path_factory.mktemp("bad-input")
-    try:
-        main(
-            [
-                "run",
-                "-e",
-                "score,pathwise",
-                "-p",
-                "fn=cos",
-                "-p",
-                "sigma=1,2",
-                "-p",
-                "k=1",
-                "-K",
-                "50",
-                "--repeats",
-                "1",
-                "--out",
-                str(root / "results"),
-                "-q",
-            ]
-        )
-    except SystemExit as exc:
-        assert not exc.code
+    args = [
+        "run",
+        "-e",
+        "score,pathwise",
+        "-p",
+        "fn=cos",
+        "-p",
+        "sigma=1,2",
+        "-p",
+        "k=1",
+        "-K",
+        "50",
+        "--repeats",
+        "1",
+        "--out",
+        str(root / "results"),
+        "-q",
+    ]
+    assert exit_code(args) == 0
     (root / "bad.toml").write_text("[[run]]\ntask = 'gaussian'\nsamples = 'many'\n")
     (root / "broken.toml").write_text("[[run]\ntask = 'gaussian'\n")
     (root / "other.csv").write_text("task,estimator\ngaussian,score\n")
@@ -88,11 +84,7 @@ def test_bad_input(name: str, args: list[str], message: str, earlier: Path, caps
     filled = [a.format(root=earlier, run=run_dir(earlier)) for a in args]
     if filled[0] == "run" and "--suite" not in filled and "--resume" not in filled:
         filled += ["--out", str(earlier / "results")]
-    try:
-        main(filled)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
+    code = exit_code(filled)
     err = capsys.readouterr().err
     assert code == 2, (name, err)
     assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err

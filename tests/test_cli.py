@@ -10,17 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from rpbench.cli import main
 from rpbench.results import COORDS_FILE, META_FILE, RESULTS_FILE
-from tests.conftest import TIMING
+from tests.conftest import TIMING, exit_code
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
+    code = exit_code(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -12,19 +12,16 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from rpbench.cli import main
 from rpbench.compare import SPEED, Comparison, changes_table, compare, load_table
 from rpbench.errors import UsageError
+from tests.conftest import exit_code
 
 BOUNDS = ("", "_lo", "_hi")
 
 
 def run_table(out: Path, *args: str) -> Path:
     """Run the CLI in-process on a tiny Gaussian sweep; the run folder it wrote."""
-    try:
-        main(["run", "--out", str(out), "-q", *args])
-    except SystemExit as exc:
-        assert not exc.code, f"rpbench run failed with {exc.code}"
+    assert exit_code(["run", "--out", str(out), "-q", *args]) == 0
     (run_dir,) = list(out.iterdir())
     return run_dir
 

@@ -10,6 +10,7 @@ import torch
 
 from rpbench.cli import main
 from rpbench.results import RESULTS_FILE
+from tests.conftest import exit_code
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -42,10 +43,7 @@ def test_every_estimator_runs_on_cuda_and_agrees_with_the_truth(task: str, tmp_p
         str(tmp_path),
         "-q",
     ]
-    try:
-        main(args)
-    except SystemExit as exc:
-        assert not exc.code
+    assert exit_code(args) == 0
     (run_dir,) = list(tmp_path.iterdir())
     table = pd.read_csv(run_dir / RESULTS_FILE)
     assert (table["status"] == "ok").all() and table["device"].str.startswith("cuda").all()

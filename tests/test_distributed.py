@@ -9,9 +9,8 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from rpbench.cli import main
 from rpbench.results import RESULTS_FILE
-from tests.conftest import TIMING
+from tests.conftest import TIMING, exit_code
 
 SUITE = """
 [suite]
@@ -36,10 +35,7 @@ estimators = ["score+loo", "gumbel:tau=0.5"]
 def run(tmp_path: Path, name: str, *extra: str) -> pd.DataFrame:
     suite = tmp_path / "workers.toml"
     suite.write_text(SUITE)
-    try:
-        main(["run", "--suite", str(suite), "--out", str(tmp_path / name), "-q", *extra])
-    except SystemExit as exc:
-        assert not exc.code
+    assert exit_code(["run", "--suite", str(suite), "--out", str(tmp_path / name), "-q", *extra]) == 0
     (run_dir,) = list((tmp_path / name).iterdir())
     return pd.read_csv(run_dir / RESULTS_FILE).drop(columns=TIMING)
 
@@ -57,9 +53,5 @@ def test_bad_worker_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         (["--workers", "0"], "--workers 0"),
         (["--scheduler", "tcp://127.0.0.1:1"], "cannot connect"),
     ):
-        try:
-            main(["run", "-e", "score", "-p", "fn=cos", "-K", "10", "--out", str(tmp_path / "x"), *args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
+        code = exit_code(["run", "-e", "score", "-p", "fn=cos", "-K", "10", "--out", str(tmp_path / "x"), *args])
         assert code == 2 and message in capsys.readouterr().err
