@@ -187,11 +187,11 @@ def run_command(
         run_dir = create_run_dir(out, label)
         writer = RunWriter(run_dir, run_metadata(options, torch_device))
     done_cells = writer.finished_cells
-    plans_by_entry = [(id(entry), the_plan) for entry, the_plan in plans]
     started = time.perf_counter()
     jobs = [
-        (entry, index, entry_seed, cell)
+        (entry, index, entry_seed, cell, params)
         for entry, the_plan in plans
+        for params in [plan_estimator_params(the_plan.cells)]
         for entry_seed in entry.seeds
         for index, cell in enumerate(the_plan.cells)
         if cell_seed_of(cell, entry_seed, entry.samples, entry.batch) not in done_cells
@@ -207,18 +207,17 @@ def run_command(
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("measuring", total=total, completed=total - len(jobs), failed=0)
+        failed = sum(1 for r in writer.rows if r.get("status") == "failed")  # rows of a resumed run
+        bar = progress.add_task("measuring", total=total, completed=total - len(jobs), failed=failed)
 
         def record(rows: list[dict], coords: dict) -> None:
+            nonlocal failed
             writer.add(rows, coords)
-            failed = sum(1 for r in writer.rows if r.get("status") == "failed")
+            failed += sum(1 for r in rows if r.get("status") == "failed")
             progress.update(bar, advance=1, failed=failed)
 
         if workers is None and scheduler is None:
-            for entry, index, entry_seed, _cell in jobs:
-                the_plan = dict(plans_by_entry)[id(entry)]
-                params = plan_estimator_params(the_plan.cells)
-                cell = the_plan.cells[index]
+            for entry, _index, entry_seed, cell, params in jobs:
                 for result in execute(
                     [cell], entry.samples, entry.batch, entry_seed, entry.repeats, level, estimator_params=params
                 ):
@@ -226,7 +225,7 @@ def run_command(
         else:
             from rpbench.distributed import Job, run_parallel
 
-            work = [Job(entry, index, entry_seed) for entry, index, entry_seed, _ in jobs]
+            work = [Job(entry, index, entry_seed) for entry, index, entry_seed, _, _ in jobs]
             run_parallel(work, workers, scheduler, device, level, plugin or [], record)
     skipped = [s for _, p in plans for s in p.skipped]
     writer.finish(cells=total, skipped=skipped, seconds=time.perf_counter() - started)
@@ -235,7 +234,7 @@ def run_command(
         for task_name in dict.fromkeys(e.task for e in entries):
             cls = get_task(task_name)
             cells = [c for e, p in plans if e.task == task_name for c in p.cells]
-            est_params = list(dict.fromkeys(p.name for c in cells for p in type(c.estimator).params))
+            est_params = plan_estimator_params(cells)
             rows = [r for r in writer.rows if r["task"] == task_name]
             for table in summary_tables(rows, metric, [p.name for p in cls.params], est_params):
                 console.print(table)
