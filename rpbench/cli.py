@@ -24,7 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from rpbench.engine import resolve_device
+from rpbench.engine import DEFAULT_MAX_MEMORY, parse_memory, resolve_device
 from rpbench.errors import UsageError
 from rpbench.params import parse_assignment
 from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins, load_plugin
@@ -114,6 +114,13 @@ def run_command(
         int | None, typer.Option(help="Timed repeats of each cell (>= 1), for the cost and its CI. [default: 3]")
     ] = None,
     level: Annotated[float, typer.Option(help="Confidence level of every interval, in (0, 1).")] = 0.95,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--max-memory",
+            help="Memory for one chunk of estimates (e.g. 256M, 2G); K is drawn in chunks that fit. [default: 512M]",
+        ),
+    ] = None,
     metric: Annotated[str, typer.Option(help="Metric the console summary shows.")] = "variance",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
     plugin: PluginOption = None,
@@ -127,12 +134,13 @@ def run_command(
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: need at least 1 worker process")
     if resume is not None:
-        cell_flags = (task, estimator, param, samples, batch, repeats, suite)
+        cell_flags = (task, estimator, param, samples, batch, repeats, suite, max_memory)
         if any(cell_flags):
             raise UsageError(f"--resume {resume} continues that run as it was planned; drop the other run options")
         saved = read_run_options(resume)
         entries, label = [Entry(**entry) for entry in saved["entries"]], ""
         device, level = str(saved["device"]), float(saved["level"])
+        memory = parse_memory(saved.get("max_memory", DEFAULT_MAX_MEMORY))
         plugin = list(saved.get("plugin", []))  # the workers load them too
         load_plugins(plugin)
     elif suite is not None:
@@ -164,6 +172,8 @@ def run_command(
         )
         check_budget(entry)
         entries, label = [entry], entry.task
+    if resume is None:
+        memory = DEFAULT_MAX_MEMORY if max_memory is None else parse_memory(max_memory)
     torch_device = resolve_device(device)
     plans = []
     for i, entry in enumerate(entries, 1):
@@ -178,6 +188,7 @@ def run_command(
         "entries": [vars(entry) for entry in entries],
         "device": device,
         "level": level,
+        "max_memory": memory,
         "plugin": plugin or [],
     }
     if resume is not None:
@@ -219,14 +230,21 @@ def run_command(
         if workers is None and scheduler is None:
             for entry, _index, entry_seed, cell, params in jobs:
                 for result in execute(
-                    [cell], entry.samples, entry.batch, entry_seed, entry.repeats, level, estimator_params=params
+                    [cell],
+                    entry.samples,
+                    entry.batch,
+                    entry_seed,
+                    entry.repeats,
+                    level,
+                    estimator_params=params,
+                    max_memory=memory,
                 ):
                     record(result.rows, result.coords)
         else:
             from rpbench.distributed import Job, run_parallel
 
             work = [Job(entry, index, entry_seed) for entry, index, entry_seed, _, _ in jobs]
-            run_parallel(work, workers, scheduler, device, level, plugin or [], record)
+            run_parallel(work, workers, scheduler, device, level, plugin or [], record, memory)
     skipped = [s for _, p in plans for s in p.skipped]
     writer.finish(cells=total, skipped=skipped, seconds=time.perf_counter() - started)
 

@@ -69,6 +69,7 @@ from rpbench.results import META_FILE, RESULTS_FILE
 MEASURED: frozenset[str] = frozenset(COLUMNS) | {
     "exact_se",
     "setup_seconds",
+    "chunk",
     "truth",
     "biased",
     "status",

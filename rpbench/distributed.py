@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from rpbench.engine import DEFAULT_MAX_MEMORY
 from rpbench.errors import UsageError
 from rpbench.suite import Entry
 
@@ -45,7 +46,9 @@ def _plan(entry: Entry, device: str, plugins: tuple[str, ...]):
     return _PLANS[key]
 
 
-def measure_job(job: Job, device: str, level: float, plugins: tuple[str, ...], threads: int) -> tuple[list[dict], dict]:
+def measure_job(
+    job: Job, device: str, level: float, plugins: tuple[str, ...], threads: int, max_memory: int = DEFAULT_MAX_MEMORY
+) -> tuple[list[dict], dict]:
     """Measure one cell in this (worker) process; rows and per-coordinate summaries, on the CPU.
 
     The worker uses the client's torch thread count: reductions split over a different number of
@@ -61,7 +64,16 @@ def measure_job(job: Job, device: str, level: float, plugins: tuple[str, ...], t
     cell = the_plan.cells[job.index]
     entry = job.entry
     params = plan_estimator_params(the_plan.cells)
-    (result,) = execute([cell], entry.samples, entry.batch, job.seed, entry.repeats, level, estimator_params=params)
+    (result,) = execute(
+        [cell],
+        entry.samples,
+        entry.batch,
+        job.seed,
+        entry.repeats,
+        level,
+        estimator_params=params,
+        max_memory=max_memory,
+    )
     coords = {g: {k: v.cpu() for k, v in c.items()} for g, c in result.coords.items()}
     return result.rows, coords
 
@@ -94,6 +106,7 @@ def run_parallel(
     level: float,
     plugins: Sequence[str],
     on_result: Callable[[list[dict], dict], None],
+    max_memory: int = DEFAULT_MAX_MEMORY,
 ) -> None:
     """Measure ``jobs`` on the cluster; call ``on_result`` for each, in the order of ``jobs``."""
     import torch
@@ -103,7 +116,7 @@ def run_parallel(
     client = client_for(workers, scheduler)
     try:
         futures = {
-            client.submit(measure_job, job, device, level, tuple(plugins), threads, pure=False): i
+            client.submit(measure_job, job, device, level, tuple(plugins), threads, max_memory, pure=False): i
             for i, job in enumerate(jobs)
         }
         for rows, coords in _in_order(futures, as_completed(futures), jobs):

@@ -1,4 +1,4 @@
-"""Draw one cell's K estimates as one batched computation, on one device, timed.
+"""Draw one cell's K estimates as batched computations in memory-bounded chunks, on one device, timed.
 
 Randomness is explicit: each cell's generator is seeded from a hash of everything that defines
 the cell (seed, task and its configuration, estimator and its configuration, K, n), so a cell's
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import torch
 
 from rpbench.errors import UsageError
 from rpbench.estimators.base import Estimator
+from rpbench.moments import GroupMoments, Moments
 from rpbench.tasks.base import Task, Theta
 
 
@@ -62,49 +64,157 @@ def synchronize(device: torch.device) -> None:
 
 _PREPARE_STREAM = 0x5BD1E995  # a second, independent stream for estimator set-up
 
+DEFAULT_MAX_MEMORY = 512 * 2**20
+"""Default ``--max-memory``: bytes one chunk of estimates may take (the run's own state is extra)."""
+
+SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20}
+SIZE_UNITS |= {"g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40, "tib": 2**40}
+
+
+def parse_memory(text: str | int) -> int:
+    """``512M``, ``2G``, ``1.5GiB`` or a byte count as bytes (binary units); a :class:`UsageError` if not."""
+    raw = str(text).strip()
+    match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)", raw)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in SIZE_UNITS or float(match.group(1)) * SIZE_UNITS[unit] < MIN_MEMORY:
+        raise UsageError(
+            f"--max-memory {raw!r}: expected a size of at least 1M, such as 256M, 512MiB or 2G (units: K, M, G, T)"
+        )
+    return int(float(match.group(1)) * SIZE_UNITS[unit])
+
+
+MIN_MEMORY = 2**20
+
+
+def bytes_per_estimate(task: Task, estimator: Estimator, batch: int) -> int:
+    """A generous estimate of the memory one estimate needs while its chunk is computed and reduced.
+
+    Its gradient (P values, with the autograd buffers behind it: 3P), the float64 centred copy of
+    the largest parameter tensor that :class:`rpbench.moments.Moments` makes (16 bytes a value),
+    and the activations of its ``batch`` samples, taken as 16 values per noise value (a VAE's
+    layers are a few times wider than its latent noise), times the estimator's
+    :meth:`~rpbench.estimators.base.Estimator.memory_factor`.
+    """
+    leaves = _leaves(task.theta)
+    itemsize = leaves[0].element_size()
+    params = sum(t.numel() for t in leaves)
+    largest = max(t.numel() for t in leaves)
+    generator = torch.Generator(device=task.device).manual_seed(0)
+    noise_per_sample = task.noise(generator, (1, 1)).numel()
+    activations = 16 * noise_per_sample * batch * estimator.memory_factor(task)
+    return int(itemsize * (3 * params + activations) + 16 * largest)
+
+
+def chunk_size(task: Task, estimator: Estimator, samples: int, batch: int, max_memory: int) -> int:
+    """Estimates per chunk: as many as ``max_memory`` holds (at least one, at most K)."""
+    return max(1, min(samples, max_memory // max(1, bytes_per_estimate(task, estimator, batch))))
+
+
+def chunk_seed(seed: int, index: int) -> int:
+    """The seed of chunk ``index`` of a cell: the cell's own seed for the first (so a cell that fits in
+    one chunk draws exactly what an unchunked draw would), a hash of (seed, index) for the rest."""
+    if index == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:chunk:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
 
 @dataclass
 class Draw:
-    """K estimates per parameter group, flattened to ``(K, P)``, and the timed repeats."""
+    """The cell's estimates reduced per parameter group, the timed repeats, and how it was chunked."""
 
-    estimates: dict[str, torch.Tensor]
+    moments: dict[str, GroupMoments]
     seconds: list[float]
     setup_seconds: float = 0.0
+    chunk: int = 0
+    """Estimates per chunk (the last may hold fewer)."""
 
 
-def draw_estimates(task: Task, estimator: Estimator, samples: int, batch: int, seed: int, repeats: int = 3) -> Draw:
-    """The cell's K estimates, then ``repeats`` timed re-runs of the same computation.
+def draw_estimates(
+    task: Task,
+    estimator: Estimator,
+    samples: int,
+    batch: int,
+    seed: int,
+    repeats: int = 3,
+    exact: Mapping[str, torch.Tensor] | None = None,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+) -> Draw:
+    """The cell's K estimates, reduced to :class:`~rpbench.moments.GroupMoments`, then ``repeats``
+    timed re-runs of the same computation.
 
-    The first call yields the numbers (and warms caches); each timed repeat re-seeds the
-    generator, so it does exactly the same work.  Timing covers noise generation and the
-    estimator, with the device synchronised before and after.
+    K estimates are drawn in chunks of :func:`chunk_size` (chunk ``i`` from its own generator,
+    :func:`chunk_seed`), so memory stays flat in K.  The first pass over the chunks sums them
+    (and warms caches); where there is more than one chunk a second pass redraws them from the
+    same seeds and centres them on the mean (``exact``, per group, enters there).  Each timed
+    repeat re-seeds every chunk, so it does exactly the same work; timing covers noise
+    generation and the estimator, with the device synchronised before and after.
     """
-
-    def once() -> Theta:
-        generator = torch.Generator(device=task.device).manual_seed(seed)
-        return estimator.estimate(task, samples, batch, generator)
-
     start = time.perf_counter()
     estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ _PREPARE_STREAM))
     synchronize(task.device)
     setup = time.perf_counter() - start
-    estimates = once()
+    chunk = chunk_size(task, estimator, samples, batch, max_memory)
+    sizes = [min(chunk, samples - begin) for begin in range(0, samples, chunk)]
+
+    def once(index: int) -> dict[str, list[torch.Tensor]]:
+        generator = torch.Generator(device=task.device).manual_seed(chunk_seed(seed, index))
+        return group_blocks(estimator.estimate(task, sizes[index], batch, generator))
+
+    first = once(0)
+    moments = {
+        group: Moments(
+            [b.shape[1] for b in blocks],
+            samples,
+            None if exact is None else exact[group],
+            blocks[0].device,
+        )
+        for group, blocks in first.items()
+    }
+    for index in range(len(sizes)):
+        blocks = first if index == 0 else once(index)
+        for group, accumulator in moments.items():
+            accumulator.add(blocks[group])
+    for index in range(len(sizes)):
+        blocks = first if len(sizes) == 1 else once(index)
+        for group, accumulator in moments.items():
+            accumulator.add_centred(blocks[group])
+    del first, blocks
     seconds = []
     for _ in range(repeats):
         synchronize(task.device)
         start = time.perf_counter()
-        once()
+        for index in range(len(sizes)):
+            once(index)
         synchronize(task.device)
         seconds.append(time.perf_counter() - start)
-    return Draw(flatten_groups(estimates), seconds, setup)
+    return Draw({group: m.result() for group, m in moments.items()}, seconds, setup, chunk)
+
+
+def estimate_all(task: Task, estimator: Estimator, samples: int, batch: int, seed: int) -> dict[str, torch.Tensor]:
+    """All K estimates at once, flattened to ``(K, P)`` per group (tests and small draws; no chunking).
+
+    The same numbers as the first chunk of :func:`draw_estimates` (all of them where K fits in one).
+    """
+    estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ _PREPARE_STREAM))
+    generator = torch.Generator(device=task.device).manual_seed(seed)
+    return flatten_groups(estimator.estimate(task, samples, batch, generator))
+
+
+def _leaves(value: torch.Tensor | dict) -> list[torch.Tensor]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    return [value]
+
+
+def group_blocks(estimates: Theta) -> dict[str, list[torch.Tensor]]:
+    """``{group: [(K, p_i), …]}``: each group's tensors as 2-D views, in order, not joined."""
+    return {
+        group: [leaf.detach().reshape(leaf.shape[0], -1) for leaf in _leaves(value)]
+        for group, value in estimates.items()
+    }
 
 
 def flatten_groups(estimates: Theta) -> dict[str, torch.Tensor]:
     """``{group: (K, P)}``: each group's tensors (nested dicts for networks) flattened and joined."""
-
-    def flatten(value: torch.Tensor | dict) -> torch.Tensor:
-        if isinstance(value, dict):
-            return torch.cat([flatten(v) for v in value.values()], dim=1)
-        return value.detach().reshape(value.shape[0], -1)
-
-    return {group: flatten(value) for group, value in estimates.items()}
+    return {group: torch.cat(blocks, dim=1) for group, blocks in group_blocks(estimates).items()}

@@ -1,4 +1,4 @@
-"""Reduce a ``(K, P)`` matrix of independent gradient estimates to metrics with confidence intervals.
+"""Reduce K independent gradient estimates (or their moments) to metrics with confidence intervals.
 
 Every metric comes with a two-sided interval at ``level`` (default 95 %); the methods, also
 listed in the README:
@@ -29,9 +29,7 @@ from statistics import NormalDist
 
 import torch
 
-# Above this many multiply-adds tr(Σ²) is estimated from a subsample of rows (see _ball_radius).
-_GRAM_BUDGET = 2e9
-
+from rpbench.moments import GroupMoments, Moments
 
 # ``bias_significant``: the bias is further from zero than 4 standard errors (two-sided level of
 # a ±4σ normal interval), strict enough that unbiased rows of a large sweep are rarely flagged.
@@ -125,32 +123,27 @@ def _mean_interval(x: torch.Tensor, level: float) -> Interval:
     return Interval(value, value - half, value + half)
 
 
-def _ball_radius(centered: torch.Tensor, level: float, extra: torch.Tensor | None = None) -> float:
-    """Radius r with P(‖x̂ − x‖ ≤ r) ≈ level for x̂ the mean of rows with centred rows ``centered``.
+def _ball_radius(stats: GroupMoments, level: float, extra: torch.Tensor | None = None, inflate: float = 1.0) -> float:
+    """Radius r with P(‖x̂ − x‖ ≤ r) ≈ level for x̂ the mean of the K estimates behind ``stats``.
 
-    ``extra`` adds independent per-coordinate variances (a reference's squared standard errors).
-    ``x̂ − x`` has covariance ``S = Σ/K + diag(extra)``; ``‖x̂ − x‖²`` is matched to ``a·χ²_ν`` by
-    its first two moments, ``a = tr(S²)/tr(S)``, ``ν = tr(S)²/tr(S²)``.
+    ``extra`` adds independent per-coordinate variances (a reference's squared standard errors);
+    ``inflate`` scales the estimates' spread (a conservative standard error).  ``x̂ − x`` has
+    covariance ``S = Σ/K + diag(extra)``; ``‖x̂ − x‖²`` is matched to ``a·χ²_ν`` by its first two
+    moments, ``a = tr(S²)/tr(S)``, ``ν = tr(S)²/tr(S²)``.
     """
-    k, p = centered.shape
-    column_var = (centered**2).sum(0) / (k - 1)
+    k, p = stats.k, stats.p
+    column_var = stats.column_var * inflate**2
     trace = float(column_var.sum()) / k
     cross = 0.0
     extra_trace = extra_sq = 0.0
     if extra is not None:
-        extra = extra.to(centered.device, torch.float64)
+        extra = extra.to(column_var.device, torch.float64)
         extra_trace, extra_sq = float(extra.sum()), float((extra**2).sum())
         cross = 2.0 * float((column_var * extra).sum()) / k
     total = trace + extra_trace
     if total <= 0.0:
         return 0.0
-    if p * p * k <= _GRAM_BUDGET:
-        sigma_sq = float(((centered.T @ centered) ** 2).sum()) / (k - 1) ** 2
-    else:  # tr(Σ²) = E[(c_i·c_j)²] for independent centred rows: mean over pairs of a row subsample
-        rows = max(2, min(k, int(math.sqrt(_GRAM_BUDGET / p))))
-        gram = centered[:rows] @ centered[:rows].T
-        sigma_sq = float((gram**2).sum() - (torch.diagonal(gram) ** 2).sum()) / (rows * (rows - 1))
-    trace_sq = sigma_sq / k**2 + cross + extra_sq
+    trace_sq = stats.trace_sq * inflate**4 / k**2 + cross + extra_sq
     trace_sq = min(max(trace_sq, total**2 / p), total**2)  # 1 ≤ ν ≤ P
     scale, dof = trace_sq / total, total**2 / trace_sq
     from scipy.stats import chi2  # imported on first use: scipy.stats is slow to import
@@ -159,10 +152,10 @@ def _ball_radius(centered: torch.Tensor, level: float, extra: torch.Tensor | Non
 
 
 def _norm_or_signed(
-    point: torch.Tensor, centered: torch.Tensor, level: float, extra: torch.Tensor | None = None
+    point: torch.Tensor, stats: GroupMoments, level: float, extra: torch.Tensor | None = None, inflate: float = 1.0
 ) -> Interval:
     """A vector's norm (or a scalar's signed value) with its confidence interval."""
-    radius = _ball_radius(centered, level, extra)
+    radius = _ball_radius(stats, level, extra, inflate)
     if point.numel() == 1:
         value = float(point.reshape(()))
         return Interval(value, value - radius, value + radius)
@@ -178,7 +171,7 @@ def _ratio(num: Interval, den: Interval) -> Interval:
 
 
 def summarize(
-    estimates: torch.Tensor,
+    estimates: torch.Tensor | GroupMoments,
     exact: torch.Tensor | None,
     seconds: Sequence[float],
     level: float = 0.95,
@@ -186,26 +179,30 @@ def summarize(
 ) -> dict[str, float]:
     """Metrics and their ``_lo``/``_hi`` bounds for one parameter group.
 
-    ``estimates`` is ``(K, P)``: K independent estimates of a P-coordinate gradient.  ``exact``
-    is the true gradient (``None`` where unknown: the truth-dependent metrics are NaN), and
-    ``exact_se`` its per-coordinate standard error where it is itself an estimate (a reference):
-    the bias interval then includes it.  ``seconds`` holds the wall-clock time of each timed
-    repeat of all K estimates.
+    ``estimates`` is ``(K, P)`` — K independent estimates of a P-coordinate gradient — or their
+    statistics accumulated chunk by chunk (:class:`rpbench.moments.GroupMoments`, built with the
+    same ``exact``).  ``exact`` is the true gradient (``None`` where unknown: the truth-dependent
+    metrics are NaN), and ``exact_se`` its per-coordinate standard error where it is itself an
+    estimate (a reference): the bias interval then includes it.  ``seconds`` holds the
+    wall-clock time of each timed repeat of all K estimates.
     """
-    g = estimates.detach().to(torch.float64).reshape(estimates.shape[0], -1)
-    k, p = g.shape
+    if isinstance(estimates, torch.Tensor):
+        if estimates.shape[0] < 2:
+            raise ValueError("need at least two estimates")
+        stats = Moments.of(estimates.reshape(estimates.shape[0], -1), exact)
+    else:
+        stats = estimates
+    k, p = stats.k, stats.p
     if k < 2:
         raise ValueError("need at least two estimates")
     bonferroni = 1.0 - (1.0 - level) / 2.0
-    mean = g.mean(0)
-    centered = g - mean
-    u = (centered**2).sum(1)
+    mean, u = stats.mean, stats.u
     out: dict[str, float] = {"n_coords": p}
 
     def put(name: str, interval: Interval) -> None:
         out[name], out[f"{name}_lo"], out[f"{name}_hi"] = interval.value, interval.lo, interval.hi
 
-    put("mean", _norm_or_signed(mean, centered, level))
+    put("mean", _norm_or_signed(mean, stats, level))
     variance = _log_scale_interval(u, k / (k - 1), level)
     put("variance", variance)
     put("variance_per_coord", Interval(variance.value / p, variance.lo / p, variance.hi / p))
@@ -220,26 +217,25 @@ def summarize(
         put("mse", nan)
         put("cosine", nan)
     else:
-        truth = exact.detach().to(g.device, torch.float64).reshape(-1)
+        if stats.error_sq is None or stats.cosine is None:
+            raise ValueError("the statistics were accumulated without the truth: pass exact to Moments")
+        truth = exact.detach().to(mean.device, torch.float64).reshape(-1)
         out["exact"] = float(truth[0]) if p == 1 else float(truth.norm())
-        extra = None if exact_se is None else exact_se.reshape(-1).to(g.device, torch.float64) ** 2
-        put("bias", _norm_or_signed(mean - truth, centered, level, extra))
+        extra = None if exact_se is None else exact_se.reshape(-1).to(mean.device, torch.float64) ** 2
+        put("bias", _norm_or_signed(mean - truth, stats, level, extra))
         # Conservative: 4 SE, with the SE taken at the upper end of the variance interval, since
         # heavy-tailed estimates make the sample variance (and so the SE) too small.
         inflate = math.sqrt(variance.hi / variance.value) if variance.value > 0 else 1.0
-        strict = _norm_or_signed(mean - truth, centered * inflate, SIGNIFICANT_LEVEL, extra)
+        strict = _norm_or_signed(mean - truth, stats, SIGNIFICANT_LEVEL, extra, inflate)
         out["bias_significant"] = strict.lo > 0 or strict.hi < 0
-        put("mse", _log_scale_interval(((g - truth) ** 2).sum(1), 1.0, level))
-        truth_norm = float(truth.norm())
-        if truth_norm > 0:
-            norms = g.norm(dim=1)
-            cos = torch.where(norms > 0, (g @ truth) / (norms.clamp_min(1e-300) * truth_norm), 0.0)
-            c = _mean_interval(cos, level)
+        put("mse", _log_scale_interval(stats.error_sq, 1.0, level))
+        if float(truth.norm()) > 0:
+            c = _mean_interval(stats.cosine, level)
             put("cosine", Interval(c.value, max(-1.0, c.lo), min(1.0, c.hi)))
         else:
             put("cosine", nan)
 
-    mean_wide = _norm_or_signed(mean, centered, bonferroni)
+    mean_wide = _norm_or_signed(mean, stats, bonferroni)
     mean_abs = Interval(abs(mean_wide.value), *sorted(map(abs, (mean_wide.lo, mean_wide.hi))))
     if p == 1 and mean_wide.lo <= 0.0 <= mean_wide.hi:
         mean_abs = Interval(mean_abs.value, 0.0, mean_abs.hi)
@@ -268,16 +264,18 @@ def _time_interval(times: torch.Tensor, level: float) -> Interval:
     return Interval(value, max(0.0, value - half), value + half)
 
 
-def per_coordinate(estimates: torch.Tensor, exact: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def per_coordinate(estimates: torch.Tensor | GroupMoments, exact: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """Per-coordinate mean, exact value, bias, variance and standard error of the mean."""
-    g = estimates.detach().to(torch.float64).reshape(estimates.shape[0], -1)
-    mean = g.mean(0)
-    variance = g.var(0)
-    truth = torch.full_like(mean, math.nan) if exact is None else exact.detach().to(g.device, torch.float64).reshape(-1)
+    if isinstance(estimates, torch.Tensor):
+        estimates = Moments.of(estimates.reshape(estimates.shape[0], -1))
+    mean, variance = estimates.mean, estimates.column_var
+    truth = (
+        torch.full_like(mean, math.nan) if exact is None else exact.detach().to(mean.device, torch.float64).reshape(-1)
+    )
     return {
         "mean": mean,
         "exact": truth,
         "bias": mean - truth,
         "variance": variance,
-        "se": (variance / g.shape[0]).sqrt(),
+        "se": (variance / estimates.k).sqrt(),
     }

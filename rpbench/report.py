@@ -36,7 +36,18 @@ WITH_CI = frozenset(METRICS) - {"kurtosis"}
 IDENTITY = ("task", "estimator", "biased", "group")
 RUN_KEYS = ("samples", "batch", "seed", "device")
 OUTCOMES = frozenset(
-    {"truth", "exact_se", "setup_seconds", "n_coords", "exact", "bias_significant", "status", "error", "cell_seed"}
+    {
+        "truth",
+        "exact_se",
+        "setup_seconds",
+        "chunk",
+        "n_coords",
+        "exact",
+        "bias_significant",
+        "status",
+        "error",
+        "cell_seed",
+    }
     | set(METRICS)
     | {f"{m}_{end}" for m in WITH_CI for end in ("lo", "hi")}
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from rpbench import metrics
-from rpbench.engine import cell_seed, draw_estimates
+from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, draw_estimates
 from rpbench.errors import UsageError
 from rpbench.estimators.base import Estimator
 from rpbench.params import Config, expand_grid, format_config, parse_assignment, resolve_grid
@@ -170,12 +170,15 @@ def execute(
     level: float = 0.95,
     done: Collection[int] = (),
     estimator_params: Sequence[str] | None = None,
+    max_memory: int = DEFAULT_MAX_MEMORY,
 ) -> Iterator[CellResult]:
     """Run the cells in order; yield each as soon as it is measured.
 
     Every row has a column for every estimator parameter of the run (empty where that
     estimator does not take it), so columns come in the same order in every row.  Cells whose
-    ``cell_seed`` is in ``done`` (finished before a resume) are skipped.
+    ``cell_seed`` is in ``done`` (finished before a resume) are skipped.  ``max_memory`` bounds
+    each chunk of estimates (:func:`rpbench.engine.chunk_size`); the ``chunk`` column records the
+    resulting chunk size, which, where K needs more than one, decides which noise each estimate sees.
     """
     if samples < 2:
         raise UsageError(f"--samples {samples}: need at least 2 estimates to measure a variance")
@@ -200,20 +203,21 @@ def execute(
             "cell_seed": this_seed,
         }
         try:
-            draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats)
-            bad = {g: int((~torch.isfinite(v)).any(dim=1).sum()) for g, v in draw.estimates.items()}
+            truth = truth_of(task)
+            exact_of = None if truth is None else truth.gradient
+            draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats, exact_of, max_memory)
+            bad = {group: m.nonfinite for group, m in draw.moments.items()}
             if any(bad.values()):
                 raise FloatingPointError(
                     "non-finite estimates: " + ", ".join(f"{g} {n} of {samples}" for g, n in bad.items() if n)
                 )
-            truth = truth_of(task)
         except Exception as exc:  # a failing cell is recorded and the sweep goes on
             message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
             rows = [{**keys, "group": group, "status": "failed", "error": message} for group in task.theta]
             yield CellResult(cell, rows, {})
             continue
         rows, coords = [], {}
-        for group, values in draw.estimates.items():
+        for group, moments in draw.moments.items():
             exact = None if truth is None else truth.gradient[group]
             exact_se = None if truth is None or truth.se is None else truth.se[group]
             row: dict[str, object] = {
@@ -224,8 +228,9 @@ def execute(
                 "truth": "none" if truth is None else truth.kind,
                 "exact_se": math.nan if truth is None else se_norm(exact_se),
                 "setup_seconds": draw.setup_seconds,
+                "chunk": draw.chunk,
             }
-            row.update(metrics.summarize(values, exact, draw.seconds, level, exact_se))
+            row.update(metrics.summarize(moments, exact, draw.seconds, level, exact_se))
             rows.append(row)
-            coords[group] = metrics.per_coordinate(values, exact)
+            coords[group] = metrics.per_coordinate(moments, exact)
         yield CellResult(cell, rows, coords)

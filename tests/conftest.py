@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rpbench.engine import cell_seed, draw_estimates
+from rpbench.engine import cell_seed, estimate_all
 from rpbench.registry import get_estimator, get_task
 from rpbench.tasks.base import Task, Theta
 
@@ -28,7 +28,7 @@ def estimates(task: Task, estimator: str, samples: int, batch: int = 1, seed: in
     cls = get_estimator(estimator)
     full = {p.name: p.default_values[0] for p in cls.params} | config
     seed = cell_seed(seed, task.name, task.config, cls.name, full, samples, batch)
-    return draw_estimates(task, cls(full), samples, batch, seed, repeats=1).estimates
+    return estimate_all(task, cls(full), samples, batch, seed)
 
 
 def max_z_score(values: torch.Tensor, exact: torch.Tensor) -> float:

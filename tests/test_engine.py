@@ -5,9 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rpbench.engine import cell_seed, draw_estimates, resolve_device
+from rpbench.engine import (
+    bytes_per_estimate,
+    cell_seed,
+    chunk_seed,
+    chunk_size,
+    draw_estimates,
+    estimate_all,
+    parse_memory,
+    resolve_device,
+)
 from rpbench.errors import UsageError
+from rpbench.estimators.mvd import MeasureValued
 from rpbench.estimators.score import Score
+from rpbench.moments import Moments
 from tests.conftest import gaussian
 
 
@@ -30,11 +41,68 @@ def test_draws_are_reproducible_and_timed() -> None:
     task = gaussian(fn="cos")
     first = draw_estimates(task, Score(), 50, 2, seed=7, repeats=2)
     second = draw_estimates(task, Score(), 50, 2, seed=7, repeats=1)
-    assert torch.equal(first.estimates["mu"], second.estimates["mu"])
-    assert first.estimates["mu"].shape == (50, 1)
+    torch.testing.assert_close(first.moments["mu"].u, second.moments["mu"].u, rtol=0, atol=0)
+    assert first.moments["mu"].k == 50 and first.moments["mu"].p == 1
     assert len(first.seconds) == 2 and all(s > 0 for s in first.seconds)
     other = draw_estimates(task, Score(), 50, 2, seed=8, repeats=1)
-    assert not torch.equal(first.estimates["mu"], other.estimates["mu"])
+    assert not torch.equal(first.moments["mu"].mean, other.moments["mu"].mean)
+
+
+def test_one_chunk_is_the_unchunked_draw() -> None:
+    task = gaussian(fn="cos", dim=3)
+    whole = estimate_all(task, Score(), 400, 2, seed=5)
+    draw = draw_estimates(task, Score(), 400, 2, seed=5, repeats=1)
+    assert draw.chunk == 400
+    for group, values in whole.items():
+        expected = Moments.of(values)
+        torch.testing.assert_close(draw.moments[group].mean, expected.mean)
+        torch.testing.assert_close(draw.moments[group].u, expected.u)
+
+
+@pytest.mark.parametrize("max_memory", [2**20, 3 * 2**20])
+def test_chunked_draws_are_the_chunks_concatenated(max_memory: int) -> None:
+    """Chunk i is drawn from chunk_seed(seed, i); the moments equal those of the joined chunks."""
+    task = gaussian(fn="cos", dim=4)
+    estimator, samples, batch, seed = Score(), 3000, 2, 11
+    chunk = chunk_size(task, estimator, samples, batch, max_memory)
+    assert 1 < chunk < samples
+    draw = draw_estimates(task, estimator, samples, batch, seed, 1, task.exact_gradient(), max_memory)
+    assert draw.chunk == chunk
+    parts = [
+        estimator.estimate(task, min(chunk, samples - begin), batch, torch.Generator().manual_seed(chunk_seed(seed, i)))
+        for i, begin in enumerate(range(0, samples, chunk))
+    ]
+    for group in ("mu", "sigma"):
+        joined = torch.cat([part[group] for part in parts])
+        expected = Moments.of(joined, task.exact_gradient()[group])
+        got = draw.moments[group]
+        for name in ("mean", "column_var", "u", "error_sq", "cosine"):
+            torch.testing.assert_close(getattr(got, name), getattr(expected, name))
+        assert got.trace_sq == pytest.approx(expected.trace_sq, rel=1e-10)
+
+
+def test_chunk_size_follows_the_memory_budget() -> None:
+    task = gaussian(dim=10)
+    per_estimate = bytes_per_estimate(task, Score(), 4)
+    assert per_estimate > 0
+    assert chunk_size(task, Score(), 10**6, 4, 100 * per_estimate) == 100
+    assert chunk_size(task, Score(), 50, 4, 100 * per_estimate) == 50
+    assert chunk_size(task, Score(), 50, 4, 1) == 1
+    assert bytes_per_estimate(task, MeasureValued(), 4) > bytes_per_estimate(task, Score(), 4)
+    assert chunk_seed(9, 0) == 9 and len({chunk_seed(9, i) for i in range(100)}) == 100
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("512M", 512 * 2**20), ("2G", 2 * 2**30), ("1.5GiB", 3 * 2**29), ("1048576", 2**20)]
+)
+def test_parse_memory(text: str, expected: int) -> None:
+    assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "lots", "12Q", "-1G", "100K", "nanG"])
+def test_parse_memory_refuses_bad_sizes(text: str) -> None:
+    with pytest.raises(UsageError, match=r"--max-memory .* expected a size of at least 1M"):
+        parse_memory(text)
 
 
 def test_resolve_device() -> None:
@@ -57,6 +125,6 @@ def test_cuda_draws_match_the_truth() -> None:
 
     device = resolve_device("cuda")
     task = get_task("gaussian")({"dim": 2, "mu": 1.0, "sigma": 1.0, "fn": "cos", "k": 1.0}, device)
-    draw = draw_estimates(task, Score(), 20000, 2, seed=3, repeats=1)
-    assert draw.estimates["mu"].device.type == "cuda"
-    assert max_z_score(draw.estimates["mu"], task.exact_gradient()["mu"]) < 4
+    estimates = estimate_all(task, Score(), 20000, 2, seed=3)
+    assert estimates["mu"].device.type == "cuda"
+    assert max_z_score(estimates["mu"], task.exact_gradient()["mu"]) < 4

@@ -57,6 +57,14 @@ class Estimator(ABC):
             return f"needs --batch >= {cls.min_batch} samples per estimate; got --batch {batch}"
         return None
 
+    def memory_factor(self, task: Task) -> float:
+        """How many times a plain sample's activations one of this estimator's samples holds.
+
+        The engine sizes its chunks from it (:func:`rpbench.engine.bytes_per_estimate`); estimators
+        that evaluate f many times per sample (one per coordinate, per relaxation) say so.
+        """
+        return 1.0
+
     def prepare(self, task: Task, batch: int, generator: torch.Generator) -> None:  # noqa: B027
         """One-off set-up at the measured model state (e.g. tuning a control variate); untimed.
 

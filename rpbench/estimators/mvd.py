@@ -44,6 +44,10 @@ class MeasureValued(Estimator):
     reference = "Pflug 1989; Mohamed et al. 2020 §6"
     needs = frozenset({"gaussian"})
 
+    def memory_factor(self, task: Task) -> float:
+        """Four coupled evaluations of f per coordinate, each over a (D, D) block."""
+        return 4.0 * task.theta["mu"].numel()
+
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         theta = task.theta
         mu, sigma = theta["mu"], theta["sigma"]

@@ -93,6 +93,10 @@ class _ControlVariateEstimator(Estimator):
             loss.backward()
             optimizer.step()
 
+    def memory_factor(self, task: Task) -> float:
+        """f at the hard sample and at two relaxations, with their gradients."""
+        return 4.0
+
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         if not hasattr(self, "cv"):
             raise RuntimeError(f"{self.name}: prepare() must run before estimate()")
