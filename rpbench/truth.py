@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import torch
 
-from rpbench.engine import cell_seed, flatten_groups
+from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, chunk_size, flatten_groups
 from rpbench.registry import get_estimator
 from rpbench.tasks.base import Task
 
 REFERENCE_CHUNK = 256
-"""Estimates drawn at once while accumulating a reference (bounds memory)."""
+"""Most estimates drawn at once while accumulating a reference (fewer where the memory budget says so)."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,9 @@ def reference_truth(task: Task, name: str, overrides: dict[str, object], batch: 
     sums: dict[str, torch.Tensor] = {}
     squares: dict[str, torch.Tensor] = {}
     done = 0
+    most = min(REFERENCE_CHUNK, chunk_size(task, estimator, count, batch, DEFAULT_MAX_MEMORY))
     while done < count:
-        chunk = min(REFERENCE_CHUNK, count - done)
+        chunk = min(most, count - done)
         estimates = flatten_groups(estimator.estimate(task, chunk, batch, generator))
         for group, values in estimates.items():
             values = values.detach().to(torch.float64)

@@ -55,6 +55,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("run: bad device", ["run", "--device", "gpu"], "valid choices: cpu, cuda, cuda:N"),
     ("run: bad data", ["run", "-t", "vae", "-p", "data=cifar"], "valid choices: digits, mnist5k, mnist:PATH"),
     ("run: zero workers", ["run", "-K", "10", "--workers", "0"], "--workers 0"),
+    ("run: bad memory size", ["run", "-K", "10", "--max-memory", "lots"], "expected a size of at least 1M"),
     ("list: unknown task", ["list", "-t", "nope"], "valid tasks:"),
     ("suite: missing file", ["run", "--suite", "{root}/none.toml"], "no such file"),
     ("suite: wrong type", ["run", "--suite", "{root}/bad.toml"], "run[1].samples = 'many': expected an integer"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -128,3 +131,32 @@ def test_cuda_draws_match_the_truth() -> None:
     estimates = estimate_all(task, Score(), 20000, 2, seed=3)
     assert estimates["mu"].device.type == "cuda"
     assert max_z_score(estimates["mu"], task.exact_gradient()["mu"]) < 4
+
+
+PEAK_RSS = """
+import resource, sys, torch
+from rpbench.engine import draw_estimates
+from rpbench.registry import get_estimator, get_task, load_builtins
+load_builtins()
+task = get_task("gaussian")({"dim": 100, "mu": 1.0, "sigma": 1.0, "fn": "cos", "k": 1.0}, torch.device("cpu"))
+estimator = get_estimator("pathwise")({})
+draw = draw_estimates(task, estimator, int(sys.argv[1]), 1, 0, 1, task.exact_gradient(), 64 * 2**20)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, draw.chunk)
+"""
+
+
+def test_peak_memory_is_flat_in_k() -> None:
+    """Ten times the estimates, same peak.
+
+    5·10⁴ estimates of 200 coordinates would take 80 MB at once (and 3× that centred in float64).
+    """
+
+    def peak(samples: int) -> tuple[int, int]:
+        out = subprocess.run([sys.executable, "-c", PEAK_RSS, str(samples)], capture_output=True, text=True, check=True)
+        rss, chunk = out.stdout.split()
+        return int(rss), int(chunk)
+
+    small, chunk = peak(5_000)
+    large, _ = peak(50_000)
+    assert chunk < 5_000
+    assert large - small < 48 * 2**20, f"peak RSS grew by {(large - small) / 2**20:.0f} MiB"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -80,3 +82,23 @@ def test_resume_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "no run.json there" in capsys.readouterr().err
     assert exit_code(["run", "--resume", str(tmp_path), "-t", "vae"]) == 2
     assert "drop the other run options" in capsys.readouterr().err
+
+
+def test_resume_draws_with_the_runs_own_memory_budget(tmp_path: Path) -> None:
+    """--max-memory decides the chunks (and so the draws): a resume must reuse the saved budget."""
+    args = ["run", "-e", "score,pathwise", "-p", "dim=64", "-p", "fn=cos", "-K", "4000", "--repeats", "1", "-q"]
+    assert exit_code([*args, "--max-memory", "1M", "--out", str(tmp_path / "small")]) == 0
+    (run_dir,) = list((tmp_path / "small").iterdir())
+    expected = pd.read_csv(run_dir / RESULTS_FILE)
+    assert (expected["chunk"] < 4000).all()
+    assert json.loads((run_dir / "run.json").read_text())["options"]["max_memory"] == 2**20
+    expected.iloc[:2].to_csv(run_dir / RESULTS_FILE, index=False)  # as if stopped after the first cell
+    assert exit_code(["run", "--resume", str(run_dir), "-q"]) == 0
+    resumed = pd.read_csv(run_dir / RESULTS_FILE)
+    pd.testing.assert_frame_equal(resumed.drop(columns=TIMING), expected.drop(columns=TIMING), check_exact=True)
+
+    assert exit_code([*args, "--out", str(tmp_path / "default")]) == 0
+    (default_dir,) = list((tmp_path / "default").iterdir())
+    default = pd.read_csv(default_dir / RESULTS_FILE)
+    assert (default["chunk"] == 4000).all()
+    assert not np.allclose(default["mean"], expected["mean"], rtol=1e-9, atol=0)  # other chunks, other draws
