@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint format bench bench-compare regress baseline gpu-check clean
+.PHONY: setup run test lint format bench bench-compare bench-peers regress baseline gpu-check clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,17 @@ bench: setup ## speed benchmarks; saves JSON under .benchmarks/
 
 bench-compare: setup ## re-run the benchmarks; fail if a mean is 25% slower than the last saved run
 	$(BIN)/python -m pytest tests/benchmarks -q --benchmark-only --benchmark-compare --benchmark-compare-fail=mean:25% --benchmark-columns=mean,stddev,ops,rounds
+
+bench-peers: setup $(VENV)/.peers-installed ## ours vs optax.monte_carlo and Storchastic, interleaved; writes results/peers/
+	$(BIN)/python scripts/bench_peers.py $(PEERS_ARGS)
+
+# The optional `bench-peers` extra (optax/JAX, Storchastic's pure-python dependencies) next to the
+# pinned torch, then storchastic itself with --no-deps (an extra cannot say that), so that pip never
+# replaces $(TORCH).  `make test` never installs any of it.
+$(VENV)/.peers-installed: $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[bench-peers]"
+	$(BIN)/python -m pip install --quiet --no-deps storchastic==0.3.7
+	touch $@
 
 regress: setup ## run tasks/ci.toml and compare it with the committed baseline (exit 1 on a regression)
 	rm -rf results/regress
