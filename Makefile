@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint format bench bench-compare bench-peers regress baseline gpu-check clean
+.PHONY: setup run test lint format bench bench-compare bench-peers bench-memory regress baseline gpu-check clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,9 @@ bench: setup ## speed benchmarks; saves JSON under .benchmarks/
 
 bench-compare: setup ## re-run the benchmarks; fail if a mean is 25% slower than the last saved run
 	$(BIN)/python -m pytest tests/benchmarks -q --benchmark-only --benchmark-compare --benchmark-compare-fail=mean:25% --benchmark-columns=mean,stddev,ops,rounds
+
+bench-memory: setup ## peak RSS of one discrete-vae cell at K = 1e3, 1e4, 1e5 (flat in K; a few minutes)
+	$(BIN)/python scripts/peak_memory.py $(MEMORY_ARGS)
 
 bench-peers: setup $(VENV)/.peers-installed ## ours vs optax.monte_carlo and Storchastic, interleaved; writes results/peers/
 	$(BIN)/python scripts/bench_peers.py $(PEERS_ARGS)
