@@ -88,10 +88,30 @@ def tree_map(fn: Callable[..., torch.Tensor], *trees: Theta) -> Theta:
     return fn(*trees)
 
 
-def per_estimate_gradients(surrogate: Surrogate, theta: Theta, *batched: torch.Tensor) -> Theta:
+Amortize = Callable[[Theta], tuple[Theta, Callable[[Theta], Theta]]]
+"""A task's ``amortize(θ) -> (θ', pullback)``: θ' stands a noise-free part of θ (a VAE's encoder) by
+its output, and ``pullback`` maps K per-estimate gradients with respect to θ' to K with respect to θ."""
+
+
+def amortizer(task: Task) -> Amortize | None:
+    """The task's ``amortize`` hook (see :meth:`rpbench.tasks.vae.VAETask.amortize`), if it has one."""
+    return getattr(task, "amortize", None)
+
+
+def per_estimate_gradients(
+    surrogate: Surrogate, theta: Theta, *batched: torch.Tensor, amortize: Amortize | None = None
+) -> Theta:
     """``∇θ surrogate(θ, *args_k)`` for every k, as one ``vmap`` over the leading axis of ``batched``.
 
-    ``surrogate(theta, *args)`` must return a scalar for one estimate's arguments.
+    ``surrogate(theta, *args)`` must return a scalar for one estimate's arguments.  With
+    ``amortize`` (a task's hook, :func:`amortizer`) the ``vmap`` differentiates with respect to
+    ``θ'`` (e.g. the encoder's output in place of its weights, computed once rather than per
+    estimate) and the hook's pullback maps the K gradients back to ``θ`` in one batched backward.
+    The surrogate must reach the replaced part of θ only through the task (as ``task.encode``
+    does).
     """
     in_dims = (None,) + (0,) * len(batched)
-    return vmap(grad(surrogate), in_dims=in_dims)(theta, *batched)
+    if amortize is None:
+        return vmap(grad(surrogate), in_dims=in_dims)(theta, *batched)
+    reduced, pullback = amortize(theta)
+    return pullback(vmap(grad(surrogate), in_dims=in_dims)(reduced, *batched))

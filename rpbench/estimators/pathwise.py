@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rpbench.estimators.base import Estimator, per_estimate_gradients
+from rpbench.estimators.base import Estimator, amortizer, per_estimate_gradients
 from rpbench.registry import register_estimator
 from rpbench.tasks.base import Task, Theta
 
@@ -31,4 +31,6 @@ class Pathwise(Estimator):
 
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         noise = task.noise(generator, (samples, batch))
-        return per_estimate_gradients(lambda th, eps: pathwise_surrogate(task, th, eps), task.theta, noise)
+        return per_estimate_gradients(
+            lambda th, eps: pathwise_surrogate(task, th, eps), task.theta, noise, amortize=amortizer(task)
+        )

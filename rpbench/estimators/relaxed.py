@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from rpbench.estimators.base import Estimator, per_estimate_gradients
+from rpbench.estimators.base import Estimator, amortizer, per_estimate_gradients
 from rpbench.params import ParamSpec, at_least, positive
 from rpbench.registry import register_estimator
 from rpbench.tasks.base import Task, Theta
@@ -39,7 +39,8 @@ class _Relaxed(Estimator):
         def surrogate(theta: Theta, noise: torch.Tensor) -> torch.Tensor:
             return task.objective(theta, self.latent(task, task.perturb(theta, noise), tau)).mean()
 
-        return per_estimate_gradients(surrogate, task.theta, task.noise(generator, (samples, batch)))
+        noise = task.noise(generator, (samples, batch))
+        return per_estimate_gradients(surrogate, task.theta, noise, amortize=amortizer(task))
 
 
 @register_estimator
@@ -110,4 +111,4 @@ class GumbelRao(Estimator):
             soft = task.latent.soft(logits + given, tau).mean(1)  # (n, latent...)
             return task.objective(theta, _straight_through(hard, soft)).mean()
 
-        return per_estimate_gradients(surrogate, task.theta, noise, conditional_noise)
+        return per_estimate_gradients(surrogate, task.theta, noise, conditional_noise, amortize=amortizer(task))

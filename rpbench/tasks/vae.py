@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, vjp, vmap
 
 from rpbench.data import BINARIZATIONS, binarize, load_dataset
 from rpbench.distributions import Bernoulli, Categorical
@@ -80,6 +80,65 @@ COMMON_PARAMS = (
 )
 
 _MODEL_CACHE: dict[tuple, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = {}
+
+
+Pullback = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+"""Maps K cotangents ``(K, *output)`` of a network's output to K gradients ``{name: (K, *param)}``."""
+
+
+def batched_pullback(
+    network: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor
+) -> tuple[torch.Tensor, Pullback]:
+    """``network(x)`` with ``params``, and the pullback of K cotangents of it to per-estimate parameter gradients.
+
+    The forward runs once.  For a stack of ``nn.Linear`` layers with ReLU / Tanh / identity
+    activations the backward is written out: each weight gradient is one batched matmul of the K
+    stacked cotangents with the layer input they share (``einsum('kbo,bi->koi')``), each bias
+    gradient one sum, and the cotangents go down a layer in one matmul.  Any other network falls
+    back to ``vmap`` of its ``torch.func.vjp``.
+    """
+    layers = list(network) if isinstance(network, nn.Sequential) else [network]
+    if not all(isinstance(layer, nn.Linear | nn.ReLU | nn.Tanh | nn.Identity) for layer in layers):
+        output, pullback = vjp(lambda p: functional_call(network, p, (x,)), params)
+        return output, lambda cotangents: vmap(pullback)(cotangents)[0]
+    prefix = "{}." if isinstance(network, nn.Sequential) else ""
+    inputs: list[torch.Tensor] = []  # the input of each layer
+    h = x
+    for i, layer in enumerate(layers):
+        inputs.append(h)
+        if isinstance(layer, nn.Linear):
+            name = prefix.format(i)
+            h = F.linear(h, params[f"{name}weight"], params.get(f"{name}bias"))
+        elif isinstance(layer, nn.ReLU):
+            h = torch.relu(h)
+        elif isinstance(layer, nn.Tanh):
+            h = torch.tanh(h)
+    outputs = [*inputs[1:], h]
+    derivatives = {  # of each activation, at its output
+        i: (outputs[i] > 0).to(x.dtype) if isinstance(layer, nn.ReLU) else 1 - outputs[i] ** 2
+        for i, layer in enumerate(layers)
+        if isinstance(layer, nn.ReLU | nn.Tanh)
+    }
+
+    def pullback(cotangent: torch.Tensor) -> dict[str, torch.Tensor]:
+        grads: dict[str, torch.Tensor] = {}
+        g = cotangent  # (K, *batch, out)
+        for i in range(len(layers) - 1, -1, -1):
+            layer = layers[i]
+            if isinstance(layer, nn.Linear):
+                name = prefix.format(i)
+                a = inputs[i].reshape(-1, inputs[i].shape[-1])  # (B, in), shared by the K estimates
+                flat = g.reshape(g.shape[0], -1, g.shape[-1])  # (K, B, out)
+                grads[f"{name}weight"] = torch.matmul(flat.transpose(1, 2), a)  # (K, out, in): one matmul
+                if f"{name}bias" in params:
+                    grads[f"{name}bias"] = flat.sum(1)
+                if i > 0:
+                    g = torch.matmul(g, params[f"{name}weight"])  # a fresh tensor: the activations below act in place
+            elif i in derivatives:
+                g = g.mul_(derivatives[i]) if g is not cotangent else g * derivatives[i]
+        return {name: grads[name] for name in params}
+
+    return h, pullback
 
 
 def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
@@ -158,20 +217,47 @@ class VAETask(Task):
         return {**theta, "decoder": {k: v.detach() for k, v in theta["decoder"].items()}}
 
     def encode(self, theta: Theta) -> torch.Tensor:
-        return functional_call(self.encoder, theta["encoder"], (self.x,))
+        encoder = theta["encoder"]
+        if isinstance(encoder, torch.Tensor):  # θ as `amortize` gives it: the encoder stands for its output
+            return encoder
+        return functional_call(self.encoder, encoder, (self.x,))
+
+    def amortize(self, theta: Theta) -> tuple[Theta, Pullback]:
+        """θ with the ``encoder`` group replaced by its output on the minibatch, and the pullback.
+
+        The encoder's output (the parameters of q(z|x_u)) does not depend on the noise, so an
+        estimator can run the encoder once, take K per-estimate gradients with respect to its
+        output, and map them back to per-estimate encoder-parameter gradients in one batched
+        backward (:func:`rpbench.estimators.base.per_estimate_gradients` with ``amortize``).
+        """
+        output, pullback = batched_pullback(self.encoder, theta["encoder"], self.x)
+        return {**theta, "encoder": output}, lambda grads: {**grads, "encoder": pullback(grads["encoder"])}
 
     def log_likelihood(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
         """``log p(x_u | z_u)`` per unit for latents ``z`` of shape ``(..., U, latent...)``."""
         flat = z.reshape(*z.shape[: z.dim() - self.event_dims], -1)
         logits = functional_call(self.decoder, theta["decoder"], (flat,))
-        return -F.binary_cross_entropy_with_logits(logits, self.x.expand_as(logits), reduction="none").sum(-1)
+        # Σ_pixels x·l − softplus(l), i.e. −BCE-with-logits: the same value in fewer elementwise ops
+        # under vmap (which decomposes binary_cross_entropy_with_logits into about a dozen).
+        return (logits * self.x).sum(-1) - F.softplus(logits).sum(-1)
 
     def kl(self, theta: Theta) -> torch.Tensor:
         """``KL(q(z|x_u) ‖ p(z))`` per unit, in closed form."""
         raise NotImplementedError
 
     def objective(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
-        return self.log_likelihood(theta, z) - self.kl(theta)
+        encoder = theta["encoder"]
+        if not isinstance(encoder, torch.Tensor):
+            return self.log_likelihood(theta, z) - self.kl(theta)
+        # θ from `amortize`: the KL is a function of the encoder output alone, the same in every lane of
+        # a vmap.  Its value and slope are computed once, outside the lanes' autograd; the term is then
+        # linear in the output, so its per-lane backward is one multiply instead of the KL's chain.
+        # (First derivatives are exact; `amortize` offers no second derivatives.)
+        output = encoder.detach()
+        kl, pullback = vjp(lambda h: self.kl({"encoder": h}), output)
+        (slope,) = pullback(torch.ones_like(kl))
+        kl = kl + ((encoder - output) * slope).sum(-1)
+        return self.log_likelihood(theta, z) - kl
 
     event_dims: ClassVar[int] = 1
 

@@ -4,7 +4,9 @@ Per task at its default configuration (``vae`` with ``pathwise``, ``discrete-vae
 ``gumbel``, τ = 1) three ways to get gradients from the same noise, in one benchmark group:
 
 * ``batched`` — the engine: ``estimator.estimate(task, K, 1, generator)``, one ``vmap`` over
-  the K per-estimate surrogates;
+  the K per-estimate surrogates, with the encoder run once (the task's ``amortize`` hook: the
+  lanes differentiate with respect to its output, and the K cotangents go back through the
+  encoder in one batched backward);
 * ``loop`` — K single-estimate autograd calls of the same surrogate on the same noise;
 * ``limit`` — ONE forward and backward of the same K × n samples as one sample batch, giving
   one summed gradient (not K): the cost that batching K estimates can at best approach.

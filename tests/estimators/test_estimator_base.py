@@ -39,3 +39,17 @@ def test_why_not_names_the_missing_capability() -> None:
     load_builtins()
     reason = ESTIMATORS["pathwise+delta"].why_not(gaussian(fn="step"), 1)
     assert reason is not None and "differentiable" in reason
+
+
+def test_an_amortize_hook_wraps_the_vmap() -> None:
+    """``amortize`` hands the vmap its θ' and maps the K gradients back (here: doubles them)."""
+    task = gaussian(fn="cos", dim=3, k=1.1)
+    noise = torch.randn(6, 2, 3, dtype=torch.float64)
+    surrogate = lambda th, eps: pathwise_surrogate(task, th, eps)  # noqa: E731
+    plain = per_estimate_gradients(surrogate, task.theta, noise)
+    doubled = per_estimate_gradients(
+        surrogate, task.theta, noise, amortize=lambda th: (th, lambda g: {k: 2 * v for k, v in g.items()})
+    )
+    for name in plain:
+        assert plain[name].shape == (6, *task.theta[name].shape)
+        torch.testing.assert_close(doubled[name], 2 * plain[name])

@@ -145,3 +145,65 @@ def test_user_mnist_files(tmp_path: Path) -> None:
 def test_bad_task_settings(config: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         vae("discrete-vae", latents=2, categories=3, **config)
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "estimator"),
+    [
+        ("vae", {}, "pathwise"),
+        ("discrete-vae", {"latents": 3, "categories": 4}, "gumbel"),
+        ("discrete-vae", {"latents": 3, "categories": 4}, "st-gumbel"),
+        ("discrete-vae", {"latents": 3, "categories": 4}, "gumbel-rao"),
+        ("bernoulli-vae", {"latents": 6, "layers": "nonlinear"}, "gumbel"),
+        ("bernoulli-vae", {"latents": 6, "layers": "linear"}, "st-gumbel"),
+    ],
+)
+def test_amortized_encoder_gives_the_generic_estimates(
+    name: str, config: dict, estimator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Running the encoder once and pulling K cotangents back through it changes no estimate."""
+    from rpbench.registry import get_estimator
+
+    task = vae(name, **config)
+    cls = get_estimator(estimator)
+    the_estimator = cls({p.name: p.default_values[0] for p in cls.params})
+    amortized = the_estimator.estimate(task, 5, 2, torch.Generator().manual_seed(3))
+    for module in ("pathwise", "relaxed"):  # the generic vmap of grad, without the task's hook
+        monkeypatch.setattr(f"rpbench.estimators.{module}.amortizer", lambda task: None)
+    plain = the_estimator.estimate(task, 5, 2, torch.Generator().manual_seed(3))
+    for group in plain:
+        for key in plain[group]:
+            assert amortized[group][key].shape == plain[group][key].shape == (5, *task.theta[group][key].shape)
+            torch.testing.assert_close(amortized[group][key], plain[group][key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", [torch.nn.ReLU, torch.nn.Tanh, torch.nn.Sigmoid])
+def test_batched_pullback_equals_a_vmap_of_vjp(activation: type[torch.nn.Module]) -> None:
+    """The written-out MLP backward (and the generic fallback, for Sigmoid) against torch.func."""
+    from rpbench.tasks.vae import batched_pullback
+
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(5, 7), activation(), torch.nn.Linear(7, 3))
+    params = {k: v.detach() for k, v in network.named_parameters()}
+    x = torch.randn(4, 5)
+    output, pullback = batched_pullback(network, params, x)
+    reference, vjp = torch.func.vjp(lambda p: torch.func.functional_call(network, p, (x,)), params)
+    torch.testing.assert_close(output, reference)
+    cotangents = torch.randn(6, 4, 3)
+    grads, expected = pullback(cotangents), torch.func.vmap(vjp)(cotangents)[0]
+    assert list(grads) == list(params)
+    for key in params:
+        torch.testing.assert_close(grads[key], expected[key])
+
+    layer = torch.nn.Linear(5, 7, bias=False)  # a bare layer: parameter names without an index
+    output, pullback = batched_pullback(layer, {"weight": layer.weight.detach()}, x)
+    cotangents = torch.randn(6, 4, 7)
+    torch.testing.assert_close(pullback(cotangents)["weight"], torch.einsum("kbo,bi->koi", cotangents, x))
+
+
+def test_amortized_objective_keeps_the_value() -> None:
+    """The linearised KL of the amortized θ has the KL's value (and the objective with it)."""
+    task = vae("vae")
+    reduced, _ = task.amortize(task.theta)
+    z = task.sample(task.theta, task.noise(torch.Generator().manual_seed(0), (3,)))
+    torch.testing.assert_close(task.objective(reduced, z), task.objective(task.theta, z))
