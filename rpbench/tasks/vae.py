@@ -141,6 +141,15 @@ def batched_pullback(
     return h, pullback
 
 
+def _broadcastable(tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``tensor`` viewed with the leading singleton dimensions that broadcasting against ``like`` adds.
+
+    The same values; but where a dimension of ``like`` is 1 (one sample per estimate) the backward
+    then needs no reduction over it, which under vmap is a copy of the whole cotangent.
+    """
+    return tensor.reshape((1,) * (like.dim() - tensor.dim()) + tensor.shape)
+
+
 def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
@@ -324,7 +333,7 @@ class _RelaxableVAE(VAETask):
 
     def perturb(self, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
         """Perturbed logits ``z`` (differentiable); the sample is ``latent.hard(z)``."""
-        return self.logits(theta) + noise
+        return _broadcastable(self.logits(theta), noise) + noise
 
     def sample(self, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
         return self.latent.hard(self.perturb(theta, noise)).detach()
@@ -470,7 +479,7 @@ class GaussianVAE(VAETask):
 
     def sample(self, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
         mean, scale = self._moments(theta)
-        return mean + scale * noise
+        return _broadcastable(mean, noise) + _broadcastable(scale, noise) * noise
 
     def log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
         mean, scale = self._moments(theta)
