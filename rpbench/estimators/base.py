@@ -17,7 +17,7 @@ signature.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import ClassVar
 
 import torch
@@ -91,6 +91,33 @@ def tree_map(fn: Callable[..., torch.Tensor], *trees: Theta) -> Theta:
 Amortize = Callable[[Theta], tuple[Theta, Callable[[Theta], Theta]]]
 """A task's ``amortize(θ) -> (θ', pullback)``: θ' stands a noise-free part of θ (a VAE's encoder) by
 its output, and ``pullback`` maps K per-estimate gradients with respect to θ' to K with respect to θ."""
+
+
+def copy_gradients(losses: Callable[[Theta], torch.Tensor], theta: Theta, samples: int) -> Theta:
+    """Per-estimate gradients by differentiating K copies of θ in one backward pass (no vmap).
+
+    ``losses(theta_k)`` gets every tensor of θ with a leading ``(K, 1)`` (one copy per estimate,
+    broadcasting over the samples inside it) and returns the K per-estimate losses; the gradient of
+    their sum with respect to copy k is estimate k's gradient, because estimate k reaches no other
+    copy.  For tasks with :attr:`~rpbench.tasks.base.Task.broadcasts_theta` this does the work of
+    :func:`per_estimate_gradients` with fewer temporaries (the per-lane bookkeeping of vmap/grad).
+    """
+    copies = tree_map(lambda t: t.detach().expand(samples, 1, *t.shape).clone().requires_grad_(True), theta)
+    leaves = _tree_leaves(copies)
+    total = losses(copies).sum()
+    if total.requires_grad:  # f may not depend on θ at all along the path (a step function)
+        grads = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
+    else:
+        grads = tuple(torch.zeros_like(leaf) for leaf in leaves)
+    return _unflatten(copies, iter(g.squeeze(1) for g in grads))
+
+
+def _tree_leaves(tree: Theta) -> list[torch.Tensor]:
+    return [leaf for value in tree.values() for leaf in (_tree_leaves(value) if isinstance(value, dict) else [value])]
+
+
+def _unflatten(tree: Theta, values: Iterator[torch.Tensor]) -> Theta:
+    return {key: _unflatten(value, values) if isinstance(value, dict) else next(values) for key, value in tree.items()}
 
 
 def amortizer(task: Task) -> Amortize | None:

@@ -76,6 +76,11 @@ class Task(ABC):
     def objective(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
         """``f_θ,u(z_u)`` per unit: ``(*sample, U)``; the loss is its mean over units."""
 
+    broadcasts_theta: ClassVar[bool] = False
+    """``sample``, ``log_prob`` and ``objective`` accept θ's tensors with leading batch dimensions
+    that broadcast against the samples' (elementwise models such as the Gaussian toy): estimators
+    may then differentiate K copies of θ in one backward (:func:`rpbench.estimators.base.copy_gradients`)."""
+
     variational_groups: ClassVar[tuple[str, ...]] = ()
     """Groups of q's own parameters (e.g. ``("encoder",)``); empty means every group."""
 

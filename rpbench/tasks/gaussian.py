@@ -106,6 +106,7 @@ class GaussianTask(Task):
     name = "gaussian"
     summary = "z ~ N(mu, diag sigma^2) in `dim` dims; f = sum_d g(z_d); exact gradient in closed form"
     dtype = torch.float64
+    broadcasts_theta = True
     offers = "reparameterizable, log-prob, gaussian, differentiable (not fn=step)"
     params = (
         ParamSpec("dim", int, 1, "dimension D of z", check=at_least(1), expect="an integer >= 1"),

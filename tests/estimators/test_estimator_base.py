@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from rpbench.estimators.base import per_estimate_gradients
+from rpbench.estimators.base import copy_gradients, per_estimate_gradients
 from rpbench.estimators.pathwise import Pathwise, pathwise_surrogate
 from rpbench.registry import ESTIMATORS, load_builtins
 from tests.conftest import gaussian
@@ -19,6 +20,21 @@ def test_vmap_gradients_equal_a_loop_of_autograd_calls() -> None:
         pathwise_surrogate(task, theta, noise[k]).backward()
         for name in theta:
             assert torch.allclose(batched[name][k], theta[name].grad)
+
+
+@pytest.mark.parametrize("fn", ["cos", "quadratic", "step"])
+def test_copies_of_theta_give_the_vmap_gradients(fn: str) -> None:
+    """copy_gradients (K copies of θ, one backward) equals vmap(grad) on a broadcasting task."""
+    task = gaussian(fn=fn, dim=3, k=0.7)
+    assert task.broadcasts_theta
+    noise = torch.randn(50, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    expected = per_estimate_gradients(lambda th, eps: pathwise_surrogate(task, th, eps), task.theta, noise)
+    got = copy_gradients(lambda th: task.objective(th, task.sample(th, noise)).mean(dim=(1, 2)), task.theta, 50)
+    for name in task.theta:
+        assert got[name].shape == (50, 3)
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-12, atol=1e-12)
+    if fn == "step":
+        assert all(torch.count_nonzero(g) == 0 for g in got.values())
 
 
 def test_every_lane_gets_its_own_noise() -> None:
