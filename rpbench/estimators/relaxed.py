@@ -98,6 +98,10 @@ class GumbelRao(Estimator):
         ParamSpec("m", int, 10, "conditional samples M per hard sample", check=at_least(1), expect="an integer >= 1"),
     )
 
+    def memory_factor(self, task: Task) -> float:
+        """The relaxation is evaluated for M conditional draws of every sample."""
+        return float(self.config["m"])
+
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         tau, draws = float(self.config["tau"]), int(self.config["m"])
         noise = task.noise(generator, (samples, batch))
