@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from optax import monte_carlo
-from peer_protocol import affinity, serve, threads_from_env
+from peer_protocol import KeepingWorker, affinity, serve
 
 jax.config.update("jax_enable_x64", True)
 
@@ -81,13 +81,13 @@ class Cell:
     kept: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
-class OptaxWorker:
+class OptaxWorker(KeepingWorker):
     """optax.monte_carlo estimators on rpbench's Gaussian toy."""
 
     def __init__(self) -> None:
         # optax.monte_carlo is deprecated since 0.2.4: every trace warns.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        self.threads = threads_from_env()
+        super().__init__()
         self.cells: dict[str, Cell] = {}
 
     def info(self) -> dict[str, Any]:
@@ -133,11 +133,6 @@ class OptaxWorker:
             array = np.asarray(value)
             cell.kept.setdefault(group, []).append(array.reshape(array.shape[0], -1))
         return seconds
-
-    def estimates(self, cell_id: str) -> dict[str, np.ndarray]:
-        cell = self.cells[cell_id]
-        kept, cell.kept = cell.kept, {}
-        return {group: np.concatenate(rows, axis=0) for group, rows in kept.items()}
 
 
 if __name__ == "__main__":

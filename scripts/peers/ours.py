@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from peer_protocol import affinity, serve, threads_from_env
+from peer_protocol import KeepingWorker, affinity, serve
 
 from rpbench.estimators.base import Estimator
 from rpbench.registry import get_estimator, get_task
@@ -53,11 +53,11 @@ class Cell:
     kept: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
-class OursWorker:
+class OursWorker(KeepingWorker):
     """rpbench task × estimator cells on the CPU."""
 
     def __init__(self) -> None:
-        self.threads = threads_from_env()
+        super().__init__()
         torch.set_num_threads(self.threads)
         self.cells: dict[str, Cell] = {}
 
@@ -107,11 +107,6 @@ class OursWorker:
         for group in cell.groups:
             cell.kept.setdefault(group, []).append(flatten_group(out[group], cell.samples))
         return seconds
-
-    def estimates(self, cell_id: str) -> dict[str, np.ndarray]:
-        cell = self.cells[cell_id]
-        kept, cell.kept = cell.kept, {}
-        return {group: np.concatenate(rows, axis=0) for group, rows in kept.items()}
 
 
 def _unsqueeze(value: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:

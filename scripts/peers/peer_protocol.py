@@ -55,6 +55,22 @@ class Worker(Protocol):
     def estimates(self, cell_id: str) -> dict[str, np.ndarray]: ...
 
 
+class KeepingWorker:
+    """What every side shares: its thread count and its cells, each with a ``kept`` dict of the
+    estimate blocks its timed calls produced (``{group: [(K, P) arrays]}``), handed over by
+    :meth:`estimates`."""
+
+    def __init__(self) -> None:
+        self.threads = threads_from_env()
+        self.cells: dict[str, Any] = {}
+
+    def estimates(self, cell_id: str) -> dict[str, np.ndarray]:
+        """Every kept estimate of ``cell_id`` as one ``(K_total, P)`` matrix per group; forgets them."""
+        cell = self.cells[cell_id]
+        kept, cell.kept = cell.kept, {}
+        return {group: np.concatenate(rows, axis=0) for group, rows in kept.items()}
+
+
 def dump(worker: Worker, cell_id: str, directory: str, side: str) -> dict[str, str]:
     """Write the kept estimates of ``cell_id`` as ``.npy`` files, one per group."""
     files = {}

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from peer_protocol import affinity, serve, threads_from_env
+from peer_protocol import KeepingWorker, affinity, serve
 from torch import nn
 
 from rpbench.distributions import Categorical
@@ -63,11 +63,11 @@ class Cell:
     kept: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
-class StorchasticWorker:
+class StorchasticWorker(KeepingWorker):
     """Storchastic estimators on rpbench's categorical VAE."""
 
     def __init__(self) -> None:
-        self.threads = threads_from_env()
+        super().__init__()
         torch.set_num_threads(self.threads)
         self.cells: dict[str, Cell] = {}
 
@@ -170,11 +170,6 @@ class StorchasticWorker:
             # the loss is −(rpbench's objective): negate to get the gradient of the objective
             cell.kept.setdefault(group, []).append(-buffers[group].numpy())
         return seconds
-
-    def estimates(self, cell_id: str) -> dict[str, np.ndarray]:
-        cell = self.cells[cell_id]
-        kept, cell.kept = cell.kept, {}
-        return {group: np.concatenate(rows, axis=0) for group, rows in kept.items()}
 
 
 if __name__ == "__main__":
