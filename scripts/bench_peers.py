@@ -49,8 +49,14 @@ table, an agreement table and one line per goal; the same in ``results/peers/pee
 ``results/peers/peers.md``.  The exit code is 0 whenever the benchmark ran, whether or not a goal
 is met (1 if a worker failed).
 
+* **The limit** (peer: a second worker of ours in limit mode): on ``vae`` (pathwise) and
+  ``discrete-vae`` (Gumbel-Softmax, τ = 1), ONE forward and backward of the same K × n samples as
+  one batch, giving one summed gradient instead of K (``scripts/peers/ours.py``, ``limit_call``).
+  It has no K estimates to compare; instead the worker checks at set-up that, with the same noise,
+  the limit's gradient equals the mean of our K estimates.
+
 Goals: Gaussian toy, ours ≥ 1.0× optax for every estimator (and both test functions); categorical
-VAE, ours ≥ 4× Storchastic for both estimators.
+VAE, ours ≥ 4× Storchastic for both estimators; VAE tasks, ours ≥ 0.8× the limit.
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ WORKERS = {
     "ours": PEERS / "ours.py",
     "optax": PEERS / "optax_gaussian.py",
     "storchastic": PEERS / "storchastic_vae.py",
+    "limit": PEERS / "ours.py",  # a second worker of ours, in limit mode (see ours.limit_call)
 }
 
 
@@ -153,6 +160,23 @@ def cells(args: argparse.Namespace) -> list[CellSpec]:
                 args.vae_rounds,
                 4.0,
                 f"discrete-vae {est}: ours >= 4x storchastic",
+            )
+        )
+    for task, est, est_config in (("vae", "pathwise", {}), ("discrete-vae", "gumbel", {"tau": 1.0})):
+        out.append(
+            CellSpec(
+                f"{task}/{est}/limit",
+                "limit",
+                task,
+                {},
+                est,
+                est_config,
+                args.vae_samples,
+                1,
+                ["encoder", "decoder"],
+                args.vae_rounds,
+                0.8,
+                f"{task} {est}: ours >= 0.8x the limit (one forward+backward of the K x n samples)",
             )
         )
     return [c for c in out if not args.only or any(s in c.id for s in args.only)]
@@ -243,7 +267,7 @@ def interval(summary: dict[str, Any], name: str) -> str:
 def run_cell(cell: CellSpec, workers: dict[str, WorkerProcess], tmp: str, alpha: float, index: int) -> dict[str, Any]:
     """Set a cell up on both sides, time interleaved rounds, compare the pooled estimates."""
     sides = ("ours", cell.peer)
-    setups = {side: workers[side].ask(op="setup", cell=cell.message()) for side in sides}
+    setups = {side: workers[side].ask(op="setup", cell={**cell.message(), "limit": side == "limit"}) for side in sides}
     load_before = os.getloadavg()
     cell.seconds = {side: [] for side in sides}
     for r in range(cell.rounds):
@@ -258,7 +282,7 @@ def run_cell(cell: CellSpec, workers: dict[str, WorkerProcess], tmp: str, alpha:
     ratio = rate["ours"] / rate[cell.peer]
     exact = setups["ours"].get("exact") or {}
     groups = {}
-    for group in cell.groups:
+    for group in cell.groups if cell.peer != "limit" else ():  # the limit yields one summed gradient, not K
         a = np.load(files["ours"][group])
         b = np.load(files[cell.peer][group])
         groups[group] = compare_group(a, b, exact.get(group), cell.seconds["ours"], cell.seconds[cell.peer], alpha)
@@ -325,6 +349,23 @@ def tables(results: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
                 f"{interval(p, 'variance')} | {verdict} |"
             )
     return speed, agree
+
+
+def limit_notes(results: list[dict[str, Any]]) -> list[str]:
+    """The limit rows' check: with the same noise, the limit's one gradient is the mean of our K."""
+    lines = [
+        f"- {c['id']}: with the same noise, max |limit gradient − mean of our {c['samples_per_call']} estimates| "
+        f"= {c['setup']['limit']['limit_vs_mean_of_estimates_max_abs']:.2g}"
+        for c in results
+        if c["peer"] == "limit"
+    ]
+    if not lines:
+        return []
+    intro = (
+        "The *limit* is one forward and backward of the same K × n samples as one batch, giving one "
+        "summed gradient instead of K; it has no K estimates to compare, so it is checked instead:"
+    )
+    return ["## The limit", "", intro, "", *lines, ""]
 
 
 def goals(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -422,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("torch", "jax", "jaxlib", "optax", "storchastic", "numpy")
     )
     header = [
-        "# Peer comparison: rpbench vs optax.monte_carlo and Storchastic",
+        "# Peer comparison: rpbench vs optax.monte_carlo, Storchastic and the limit",
         "",
         f"- started {meta['started_utc']} on `{meta['cpu_model']}` ({meta['cpus_online']} CPUs online)",
         f"- threads per side: {args.threads}, pinned to CPUs {cpus}; XLA_FLAGS=`{meta['xla_flags']}`",
@@ -454,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *agree,
         "",
+        *limit_notes(results),
         "## Goals",
         "",
         *[f"- {line}" for line in goal_lines],

@@ -23,8 +23,9 @@ import torch
 from peer_protocol import KeepingWorker, affinity, serve
 
 from rpbench.estimators.base import Estimator
+from rpbench.estimators.pathwise import pathwise_surrogate
 from rpbench.registry import get_estimator, get_task
-from rpbench.tasks.base import Task
+from rpbench.tasks.base import Task, Theta
 
 
 def flatten_group(value: torch.Tensor | dict[str, torch.Tensor], k: int) -> np.ndarray:
@@ -51,6 +52,38 @@ class Cell:
     batch: int
     groups: list[str]
     kept: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    limit: bool = False
+
+
+LIMIT_ESTIMATORS = ("pathwise", "gumbel")
+
+
+def limit_surrogate(task: Task, estimator: Estimator, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
+    """The estimator's surrogate for all of ``noise`` as one sample batch (pathwise, Gumbel-Softmax)."""
+    if estimator.name == "pathwise":
+        return pathwise_surrogate(task, theta, noise)
+    tau = float(estimator.config["tau"])
+    return task.objective(theta, type(estimator).latent(task, task.perturb(theta, noise), tau)).mean()
+
+
+def limit_call(task: Task, estimator: Estimator, samples: int, batch: int, generator: torch.Generator) -> Theta:
+    """*The limit*: ONE forward and backward of the same K × n samples as one batch, one summed gradient.
+
+    No K estimates can be had for less: per-estimate gradients do this work and must also keep K
+    gradients apart.  Noise is drawn inside the call, as ``estimate`` draws it.
+    """
+    noise = task.noise(generator, (samples, batch))
+    theta = _fresh(task.theta)
+    limit_surrogate(task, estimator, theta, noise.reshape(samples * batch, *noise.shape[2:])).backward()
+    return _grads(theta)
+
+
+def _fresh(tree: Theta) -> Theta:
+    return {k: _fresh(v) if isinstance(v, dict) else v.detach().clone().requires_grad_(True) for k, v in tree.items()}
+
+
+def _grads(tree: Theta) -> Theta:
+    return {k: _grads(v) if isinstance(v, dict) else v.grad for k, v in tree.items()}
 
 
 class OursWorker(KeepingWorker):
@@ -79,11 +112,24 @@ class OursWorker(KeepingWorker):
         est_cls = get_estimator(cell["estimator"])
         estimator = est_cls(with_defaults(est_cls.params, cell.get("estimator_config", {})))
         samples, batch = int(cell["samples"]), int(cell["batch"])
-        built = Cell(task, estimator, samples, batch, list(cell["groups"]))
+        limit = bool(cell.get("limit", False))
+        if limit and estimator.name not in LIMIT_ESTIMATORS:
+            raise ValueError(f"the limit is defined for {', '.join(LIMIT_ESTIMATORS)}, not {estimator.name}")
+        built = Cell(task, estimator, samples, batch, list(cell["groups"]), limit=limit)
         started = time.perf_counter()
         estimator.prepare(task, batch, torch.Generator().manual_seed(int(cell["seed"])))
         prepared = time.perf_counter()
-        estimator.estimate(task, samples=samples, batch=batch, generator=torch.Generator().manual_seed(1))
+        estimates = estimator.estimate(task, samples=samples, batch=batch, generator=torch.Generator().manual_seed(1))
+        if limit:  # same noise: the limit's gradient is the mean of the K estimates (a check of the cell)
+            summed = limit_call(task, estimator, samples, batch, torch.Generator().manual_seed(1))
+            gap = max(
+                float(
+                    np.abs(
+                        flatten_group(estimates[g], samples).mean(0) - flatten_group(_unsqueeze(summed[g]), 1)[0]
+                    ).max()
+                )
+                for g in built.groups
+            )
         warmed = time.perf_counter()
         self.cells[cell["id"]] = built
         exact = task.exact_gradient()
@@ -96,11 +142,16 @@ class OursWorker(KeepingWorker):
             "dtype": str(task.dtype).replace("torch.", ""),
             "exact": exact_flat,
             "truth": task.truth_kind if exact is not None else None,
+            **({"limit_vs_mean_of_estimates_max_abs": gap} if limit else {}),
         }
 
     def run(self, cell_id: str, seed: int) -> float:
         cell = self.cells[cell_id]
         generator = torch.Generator().manual_seed(seed)
+        if cell.limit:
+            started = time.perf_counter()
+            limit_call(cell.task, cell.estimator, cell.samples, cell.batch, generator)
+            return time.perf_counter() - started
         started = time.perf_counter()
         out = cell.estimator.estimate(cell.task, samples=cell.samples, batch=cell.batch, generator=generator)
         seconds = time.perf_counter() - started
