@@ -42,9 +42,11 @@ def run(tmp_path: Path, name: str, *extra: str) -> pd.DataFrame:
 
 @pytest.mark.dask
 def test_serial_and_two_worker_runs_give_identical_csvs(tmp_path: Path) -> None:
-    serial = run(tmp_path, "serial")
-    parallel = run(tmp_path, "parallel", "--workers", "2")
+    """Also with a memory budget that splits the VAE cells into chunks: the workers must use it."""
+    serial = run(tmp_path, "serial", "--max-memory", "1M")
+    parallel = run(tmp_path, "parallel", "--workers", "2", "--max-memory", "1M")
     assert len(serial) == (2 * 4 + 2) * 2 * 2  # (cells) × groups × seeds
+    assert (serial.loc[serial["task"] == "discrete-vae", "chunk"] < 300).all()
     pd.testing.assert_frame_equal(serial, parallel, check_exact=True)
 
 
