@@ -113,9 +113,10 @@ class ScoreMovingAverage(Estimator):
 class ScoreOptimal(Estimator):
     """Score function with the variance-optimal constant baseline, per coordinate.
 
-    ``b_j = E[f(z) s_j(z)²] / E[s_j(z)²]`` with ``s = ∇θ log q_θ(z)``, estimated from ``pilot``
-    independent samples shared by all K estimates (so each estimate stays unbiased, and the
-    estimates stay uncorrelated).  The estimate is ``mean_i f(z_i) s(z_i) − b ⊙ mean_i s(z_i)``.
+    ``b_j = E[f(z) s_j(z)²] / E[s_j(z)²]`` with ``s = ∇θ log q_θ(z)``, estimated once per cell from
+    ``pilot`` independent samples (in :meth:`prepare`, untimed) and shared by all K estimates: each
+    estimate stays unbiased, and given the baseline the K estimates are independent.  The estimate
+    is ``mean_i f(z_i) s(z_i) − b ⊙ mean_i s(z_i)``.
     Greensmith, Bartlett & Baxter (2004), JMLR 5, "Variance reduction techniques for gradient
     estimates in reinforcement learning"; Mohamed et al. (2020), JMLR 21(132), §7.4.
     """
@@ -126,27 +127,54 @@ class ScoreOptimal(Estimator):
     needs = frozenset({"log-prob"})
     params = (ParamSpec("pilot", int, 1000, "independent samples that estimate the baseline", check=at_least(2)),)
 
-    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
-        pilot = task.noise(generator, (int(self.config["pilot"]), 1))
-        # Per pilot sample: A = Σ_u f_u ∇log q_u and S = Σ_u ∇log q_u; b_j = Σ A_j S_j / Σ S_j².
-        weighted = per_estimate_gradients(
-            lambda th, eps: _score_sum(task, th, eps, weight_by_f=True), task.theta, pilot
-        )
-        scores = per_estimate_gradients(lambda th, eps: _score_sum(task, th, eps, weight_by_f=False), task.theta, pilot)
-        baseline = tree_map(_optimal_baseline, weighted, scores)
+    PILOT_VALUES = 2**25
+    """Per-sample gradient values held at once while the pilot is reduced (bounds its memory)."""
 
+    def prepare(self, task: Task, batch: int, generator: torch.Generator) -> None:
+        """The baseline from ``pilot`` independent samples, once per cell (untimed: ``setup_seconds``).
+
+        Per pilot sample, ``A = Σ_u f_u ∇log q_u`` and ``S = Σ_u ∇log q_u``; ``b_j = Σ A_j S_j / Σ S_j²``,
+        with the sums accumulated over pilot chunks so that memory stays bounded for large models.
+        """
+        pilot = int(self.config["pilot"])
+        params = sum(leaf.numel() for leaf in _leaves(task.theta))
+        chunk = max(1, min(pilot, self.PILOT_VALUES // max(params, 1)))
+        cross: Theta | None = None
+        squares: Theta | None = None
+        for start in range(0, pilot, chunk):
+            noise = task.noise(generator, (min(chunk, pilot - start), 1))
+            weighted = per_estimate_gradients(
+                lambda th, eps: _score_sum(task, th, eps, weight_by_f=True), task.theta, noise
+            )
+            scores = per_estimate_gradients(
+                lambda th, eps: _score_sum(task, th, eps, weight_by_f=False), task.theta, noise
+            )
+            part_cross = tree_map(lambda a, s: (a * s).sum(0), weighted, scores)
+            part_squares = tree_map(lambda s: (s**2).sum(0), scores)
+            cross = part_cross if cross is None else tree_map(torch.add, cross, part_cross)
+            squares = part_squares if squares is None else tree_map(torch.add, squares, part_squares)
+        assert cross is not None and squares is not None
+        self._baseline = tree_map(_optimal_baseline, cross, squares)
+        self._prepared_for = task
+
+    def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        if getattr(self, "_prepared_for", None) is not task:  # called without the engine's prepare
+            self.prepare(task, batch, generator)
         noise = task.noise(generator, (samples, batch))
         plain = score_estimates(task, noise, torch.zeros(samples, 1, dtype=noise.dtype, device=noise.device))
         mean_scores = per_estimate_gradients(
             lambda th, eps: task.log_prob(th, task.sample(th, eps).detach()).mean(), task.theta, noise
         )
-        return tree_map(lambda g, b, s: g - b * s, plain, baseline, mean_scores)
+        return tree_map(lambda g, b, s: g - b * s, plain, self._baseline, mean_scores)
 
 
-def _optimal_baseline(weighted: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+def _leaves(tree: Theta) -> list[torch.Tensor]:
+    return [leaf for value in tree.values() for leaf in (_leaves(value) if isinstance(value, dict) else [value])]
+
+
+def _optimal_baseline(cross: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
     """``Σ A S / Σ S²`` per coordinate; 0 where the score is identically zero (no score term)."""
-    denominator = (scores**2).sum(0)
-    return torch.where(denominator > 0, (weighted * scores).sum(0) / denominator.clamp_min(1e-300), 0.0)
+    return torch.where(squares > 0, cross / squares.clamp_min(1e-300), 0.0)
 
 
 def _score_sum(task: Task, theta: Theta, noise: torch.Tensor, weight_by_f: bool) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 
 from rpbench.estimators.score import ScoreLeaveOneOut, ScoreOptimal, exponential_moving_average
-from tests.conftest import estimates, gaussian
+from tests.conftest import estimates, gaussian, vae
 
 
 def test_exponential_moving_average_matches_the_recursion() -> None:
@@ -71,3 +71,18 @@ def test_score_noise_is_standard_normal() -> None:
     eps = task.noise(torch.Generator().manual_seed(0), (5000, 1)).numpy().ravel()
     assert stats.kstest(eps, "norm").pvalue > 1e-3
     assert np.isclose(eps.mean(), 0, atol=4 / np.sqrt(5000))
+
+
+def test_optimal_baseline_is_the_same_when_the_pilot_is_reduced_in_chunks() -> None:
+    """prepare() sums the pilot in chunks (bounded memory); the baseline must not depend on them."""
+    task = vae("discrete-vae", latents=2, categories=3)
+    whole, chunked = ScoreOptimal({"pilot": 50}), ScoreOptimal({"pilot": 50})
+    chunked.PILOT_VALUES = 7 * sum(t.numel() for g in task.theta.values() for t in g.values())  # 7 per chunk
+    whole.prepare(task, 1, torch.Generator().manual_seed(3))
+    chunked.prepare(task, 1, torch.Generator().manual_seed(3))
+    for group in task.theta:
+        for name, value in whole._baseline[group].items():
+            torch.testing.assert_close(chunked._baseline[group][name], value, rtol=1e-5, atol=1e-7)
+    first = whole.estimate(task, 5, 1, torch.Generator().manual_seed(4))
+    again = whole.estimate(task, 5, 1, torch.Generator().manual_seed(4))  # the prepared baseline is reused
+    torch.testing.assert_close(first["encoder"], again["encoder"], rtol=0, atol=0)
