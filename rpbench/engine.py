@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from rpbench.errors import UsageError
-from rpbench.estimators.base import Estimator
+from rpbench.estimators.base import Estimator, tree_leaves
 from rpbench.moments import GroupMoments, Moments
 from rpbench.tasks.base import Task, Theta
 
@@ -95,7 +95,7 @@ def bytes_per_estimate(task: Task, estimator: Estimator, batch: int) -> int:
     layers are a few times wider than its latent noise), times the estimator's
     :meth:`~rpbench.estimators.base.Estimator.memory_factor`.
     """
-    leaves = _leaves(task.theta)
+    leaves = tree_leaves(task.theta)
     itemsize = leaves[0].element_size()
     params = sum(t.numel() for t in leaves)
     largest = max(t.numel() for t in leaves)
@@ -201,16 +201,10 @@ def estimate_all(task: Task, estimator: Estimator, samples: int, batch: int, see
     return flatten_groups(estimator.estimate(task, samples, batch, generator))
 
 
-def _leaves(value: torch.Tensor | dict) -> list[torch.Tensor]:
-    if isinstance(value, dict):
-        return [leaf for v in value.values() for leaf in _leaves(v)]
-    return [value]
-
-
 def group_blocks(estimates: Theta) -> dict[str, list[torch.Tensor]]:
     """``{group: [(K, p_i), …]}``: each group's tensors as 2-D views, in order, not joined."""
     return {
-        group: [leaf.detach().reshape(leaf.shape[0], -1) for leaf in _leaves(value)]
+        group: [leaf.detach().reshape(leaf.shape[0], -1) for leaf in tree_leaves(value)]
         for group, value in estimates.items()
     }
 

@@ -17,7 +17,7 @@ signature.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 import torch
@@ -80,6 +80,13 @@ class Estimator(ABC):
 Surrogate = Callable[..., torch.Tensor]
 
 
+def tree_leaves(tree: Theta | torch.Tensor) -> list[torch.Tensor]:
+    """The tensors of a parameter tree (dicts of tensors or dicts), in order."""
+    if isinstance(tree, dict):
+        return [leaf for value in tree.values() for leaf in tree_leaves(value)]
+    return [tree]
+
+
 def tree_map(fn: Callable[..., torch.Tensor], *trees: Theta) -> Theta:
     """Apply ``fn`` leaf-wise to parameter trees of the same structure (dicts of tensors or dicts)."""
     first = trees[0]
@@ -103,21 +110,14 @@ def copy_gradients(losses: Callable[[Theta], torch.Tensor], theta: Theta, sample
     :func:`per_estimate_gradients` with fewer temporaries (the per-lane bookkeeping of vmap/grad).
     """
     copies = tree_map(lambda t: t.detach().expand(samples, 1, *t.shape).clone().requires_grad_(True), theta)
-    leaves = _tree_leaves(copies)
+    leaves = tree_leaves(copies)
     total = losses(copies).sum()
     if total.requires_grad:  # f may not depend on θ at all along the path (a step function)
         grads = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
     else:
         grads = tuple(torch.zeros_like(leaf) for leaf in leaves)
-    return _unflatten(copies, iter(g.squeeze(1) for g in grads))
-
-
-def _tree_leaves(tree: Theta) -> list[torch.Tensor]:
-    return [leaf for value in tree.values() for leaf in (_tree_leaves(value) if isinstance(value, dict) else [value])]
-
-
-def _unflatten(tree: Theta, values: Iterator[torch.Tensor]) -> Theta:
-    return {key: _unflatten(value, values) if isinstance(value, dict) else next(values) for key, value in tree.items()}
+    in_order = iter(grads)  # tree_map visits the leaves in tree_leaves' order
+    return tree_map(lambda _: next(in_order).squeeze(1), copies)
 
 
 def amortizer(task: Task) -> Amortize | None:

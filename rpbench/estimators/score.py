@@ -14,7 +14,7 @@ import math
 import torch
 from torch.func import vmap
 
-from rpbench.estimators.base import Estimator, per_estimate_gradients, tree_map
+from rpbench.estimators.base import Estimator, per_estimate_gradients, tree_leaves, tree_map
 from rpbench.params import ParamSpec, at_least, in_unit_interval
 from rpbench.registry import register_estimator
 from rpbench.tasks.base import Task, Theta
@@ -137,10 +137,10 @@ class ScoreOptimal(Estimator):
         with the sums accumulated over pilot chunks so that memory stays bounded for large models.
         """
         pilot = int(self.config["pilot"])
-        params = sum(leaf.numel() for leaf in _leaves(task.theta))
+        params = sum(leaf.numel() for leaf in tree_leaves(task.theta))
         chunk = max(1, min(pilot, self.PILOT_VALUES // max(params, 1)))
-        cross: Theta | None = None
-        squares: Theta | None = None
+        cross = tree_map(torch.zeros_like, task.theta)  # Σ A_j S_j
+        squares = tree_map(torch.zeros_like, task.theta)  # Σ S_j²
         for start in range(0, pilot, chunk):
             noise = task.noise(generator, (min(chunk, pilot - start), 1))
             weighted = per_estimate_gradients(
@@ -149,11 +149,8 @@ class ScoreOptimal(Estimator):
             scores = per_estimate_gradients(
                 lambda th, eps: _score_sum(task, th, eps, weight_by_f=False), task.theta, noise
             )
-            part_cross = tree_map(lambda a, s: (a * s).sum(0), weighted, scores)
-            part_squares = tree_map(lambda s: (s**2).sum(0), scores)
-            cross = part_cross if cross is None else tree_map(torch.add, cross, part_cross)
-            squares = part_squares if squares is None else tree_map(torch.add, squares, part_squares)
-        assert cross is not None and squares is not None
+            cross = tree_map(lambda total, a, s: total + (a * s).sum(0), cross, weighted, scores)
+            squares = tree_map(lambda total, s: total + (s**2).sum(0), squares, scores)
         self._baseline = tree_map(_optimal_baseline, cross, squares)
         self._prepared_for = task
 
@@ -166,10 +163,6 @@ class ScoreOptimal(Estimator):
             lambda th, eps: task.log_prob(th, task.sample(th, eps).detach()).mean(), task.theta, noise
         )
         return tree_map(lambda g, b, s: g - b * s, plain, self._baseline, mean_scores)
-
-
-def _leaves(tree: Theta) -> list[torch.Tensor]:
-    return [leaf for value in tree.values() for leaf in (_leaves(value) if isinstance(value, dict) else [value])]
 
 
 def _optimal_baseline(cross: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
