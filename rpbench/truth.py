@@ -63,8 +63,8 @@ def reference_truth(task: Task, name: str, overrides: dict[str, object], batch: 
     seed = cell_seed(0, task.name, task.config, f"reference:{name}", config, total, batch)
     generator = torch.Generator(device=task.device).manual_seed(seed)
     count = max(2, total // batch)
-    sums: dict[str, torch.Tensor] = {}
-    squares: dict[str, torch.Tensor] = {}
+    mean: dict[str, torch.Tensor] = {}
+    centred: dict[str, torch.Tensor] = {}  # Σ (x − mean)² per coordinate, merged chunk by chunk
     done = 0
     most = min(REFERENCE_CHUNK, chunk_size(task, estimator, count, batch, DEFAULT_MAX_MEMORY))
     while done < count:
@@ -72,11 +72,18 @@ def reference_truth(task: Task, name: str, overrides: dict[str, object], batch: 
         estimates = flatten_groups(estimator.estimate(task, chunk, batch, generator))
         for group, values in estimates.items():
             values = values.detach().to(torch.float64)
-            sums[group] = sums.get(group, 0) + values.sum(0)
-            squares[group] = squares.get(group, 0) + (values**2).sum(0)
+            chunk_mean = values.mean(0)
+            chunk_centred = ((values - chunk_mean) ** 2).sum(0)
+            if group not in mean:
+                mean[group], centred[group] = chunk_mean, chunk_centred
+                continue
+            # Chan, Golub & LeVeque (1979): merge two groups' means and centred sums of squares
+            delta = chunk_mean - mean[group]
+            merged = done + chunk
+            mean[group] = mean[group] + delta * (chunk / merged)
+            centred[group] = centred[group] + chunk_centred + delta**2 * (done * chunk / merged)
         done += chunk
-    mean = {g: s / count for g, s in sums.items()}
-    variance = {g: (squares[g] - count * mean[g] ** 2).clamp_min(0) / (count - 1) for g in sums}
+    variance = {g: c / (count - 1) for g, c in centred.items()}
     se = {g: (v / count).sqrt() for g, v in variance.items()}
     return Truth(f"reference:{name}x{count * batch}", mean, se)
 

@@ -148,3 +148,26 @@ def test_no_truth_without_exact_gradient_or_reference() -> None:
             return None
 
     assert truth_of(Unknown()) is None  # type: ignore[arg-type]
+
+
+def test_reference_merges_its_chunks_into_the_mean_and_se_of_all_its_estimates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunk-wise means and centred squares, merged, equal the statistics of every estimate at once."""
+    from tests.conftest import gaussian
+
+    seen: list[dict[str, torch.Tensor]] = []
+    flatten = truth.flatten_groups
+
+    def recording(estimates: dict) -> dict[str, torch.Tensor]:
+        seen.append(flatten(estimates))
+        return seen[-1]
+
+    monkeypatch.setattr(truth, "flatten_groups", recording)
+    monkeypatch.setattr(truth, "REFERENCE_CHUNK", 64)
+    task = gaussian(fn="quadratic", mu=1000.0, k=0.0, dim=3)  # gradients near 2000, spread near 2
+    result = reference_truth(task, "pathwise", {}, 1, 1000)
+    assert len(seen) == 16
+    for group in ("mu", "sigma"):
+        values = torch.cat([chunk[group] for chunk in seen]).to(torch.float64)
+        assert result.se is not None
+        torch.testing.assert_close(result.gradient[group], values.mean(0), rtol=1e-12, atol=0)
+        torch.testing.assert_close(result.se[group], values.std(0) / math.sqrt(1000), rtol=1e-9, atol=0)
