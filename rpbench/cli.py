@@ -24,8 +24,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from rpbench.engine import DEFAULT_MAX_MEMORY, parse_memory, resolve_device
+from rpbench.engine import DEFAULT_MAX_MEMORY
 from rpbench.errors import UsageError
+from rpbench.options import parse_memory, resolve_device
 from rpbench.params import parse_assignment
 from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins, load_plugin
 from rpbench.results import META_FILE, RESULTS_FILE, RunWriter, create_run_dir, run_metadata, write_atomic

@@ -32,7 +32,7 @@ _PLANS: dict[tuple[str, str, tuple[str, ...]], object] = {}
 
 def _plan(entry: Entry, device: str, plugins: tuple[str, ...]):
     """The entry's plan in this process, planned once (tasks and their truths are cached with it)."""
-    from rpbench.engine import resolve_device
+    from rpbench.options import resolve_device
     from rpbench.registry import load_builtins, load_plugin
     from rpbench.runner import parse_estimators, plan
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
-from rpbench.errors import UsageError
 from rpbench.estimators.base import Estimator, tree_leaves
 from rpbench.moments import GroupMoments, Moments
 from rpbench.tasks.base import Task, Theta
@@ -39,23 +37,6 @@ def cell_seed(
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") >> 1
 
 
-def resolve_device(text: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``cuda:N``; a :class:`UsageError` where it is not available here."""
-    text = text.strip().lower()
-    if text == "cpu":
-        return torch.device("cpu")
-    if text == "cuda" or text.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {text}: CUDA is not available on this machine; valid choices: cpu")
-        device = torch.device(text)
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            choices = ", ".join(["cpu", "cuda"] + [f"cuda:{i}" for i in range(count)])
-            raise UsageError(f"--device {text}: no such GPU ({count} visible); valid choices: {choices}")
-        return device
-    raise UsageError(f"--device {text!r} is not a device; valid choices: cpu, cuda, cuda:N")
-
-
 def synchronize(device: torch.device) -> None:
     """Wait for queued work on ``device`` so that a timer reads the real cost."""
     if device.type == "cuda":
@@ -66,24 +47,6 @@ _PREPARE_STREAM = 0x5BD1E995  # a second, independent stream for estimator set-u
 
 DEFAULT_MAX_MEMORY = 512 * 2**20
 """Default ``--max-memory``: bytes one chunk of estimates may take (the run's own state is extra)."""
-
-SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20}
-SIZE_UNITS |= {"g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40, "tib": 2**40}
-
-
-def parse_memory(text: str | int) -> int:
-    """``512M``, ``2G``, ``1.5GiB`` or a byte count as bytes (binary units); a :class:`UsageError` if not."""
-    raw = str(text).strip()
-    match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)", raw)
-    unit = match.group(2).lower() if match else ""
-    if match is None or unit not in SIZE_UNITS or float(match.group(1)) * SIZE_UNITS[unit] < MIN_MEMORY:
-        raise UsageError(
-            f"--max-memory {raw!r}: expected a size of at least 1M, such as 256M, 512MiB or 2G (units: K, M, G, T)"
-        )
-    return int(float(match.group(1)) * SIZE_UNITS[unit])
-
-
-MIN_MEMORY = 2**20
 
 
 def bytes_per_estimate(task: Task, estimator: Estimator, batch: int) -> int:

@@ -29,6 +29,7 @@ from statistics import NormalDist
 
 import torch
 
+from rpbench.columns import metric_columns
 from rpbench.moments import GroupMoments, Moments
 
 # ``bias_significant``: the bias is further from zero than 4 standard errors (two-sided level of
@@ -37,19 +38,7 @@ from rpbench.moments import GroupMoments, Moments
 SIGNIFICANT_LEVEL = 1.0 - 2.0 * NormalDist().cdf(-4.0)
 
 
-COLUMNS: tuple[str, ...] = (
-    "n_coords",
-    *(f"mean{suffix}" for suffix in ("", "_lo", "_hi")),
-    "exact",
-    *(f"bias{suffix}" for suffix in ("", "_lo", "_hi")),
-    "bias_significant",
-    *(
-        f"{metric}{suffix}"
-        for metric in ("variance", "variance_per_coord", "mse", "snr", "cosine", "sec_per_estimate", "work_variance")
-        for suffix in ("", "_lo", "_hi")
-    ),
-    "kurtosis",
-)
+COLUMNS: tuple[str, ...] = metric_columns()
 """The metric columns of a row, in CSV order."""
 
 SHOWN_METRICS: tuple[str, ...] = (

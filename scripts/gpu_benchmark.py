@@ -10,7 +10,8 @@ import time
 
 import torch
 
-from rpbench.engine import resolve_device, synchronize
+from rpbench.engine import synchronize
+from rpbench.options import resolve_device
 from rpbench.registry import get_estimator, get_task
 
 CELLS = [  # task, task overrides, estimator, estimator overrides, K, n

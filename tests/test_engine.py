@@ -1,4 +1,4 @@
-"""Engine: per-cell seeds, device resolution, reproducible draws."""
+"""Engine: per-cell seeds, chunking, reproducible draws."""
 
 from __future__ import annotations
 
@@ -15,13 +15,11 @@ from rpbench.engine import (
     chunk_size,
     draw_estimates,
     estimate_all,
-    parse_memory,
-    resolve_device,
 )
-from rpbench.errors import UsageError
 from rpbench.estimators.mvd import MeasureValued
 from rpbench.estimators.score import Score
 from rpbench.moments import Moments
+from rpbench.options import resolve_device
 from tests.conftest import gaussian
 
 
@@ -93,31 +91,6 @@ def test_chunk_size_follows_the_memory_budget() -> None:
     assert chunk_size(task, Score(), 50, 4, 1) == 1
     assert bytes_per_estimate(task, MeasureValued(), 4) > bytes_per_estimate(task, Score(), 4)
     assert chunk_seed(9, 0) == 9 and len({chunk_seed(9, i) for i in range(100)}) == 100
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"), [("512M", 512 * 2**20), ("2G", 2 * 2**30), ("1.5GiB", 3 * 2**29), ("1048576", 2**20)]
-)
-def test_parse_memory(text: str, expected: int) -> None:
-    assert parse_memory(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "lots", "12Q", "-1G", "100K", "nanG"])
-def test_parse_memory_refuses_bad_sizes(text: str) -> None:
-    with pytest.raises(UsageError, match=r"--max-memory .* expected a size of at least 1M"):
-        parse_memory(text)
-
-
-def test_resolve_device() -> None:
-    assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(UsageError, match="valid choices: cpu, cuda, cuda:N"):
-        resolve_device("tpu")
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_without_cuda_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="CUDA is not available"):
-        resolve_device("cuda")
 
 
 @pytest.mark.cuda

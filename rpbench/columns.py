@@ -1,0 +1,117 @@
+"""The columns of ``results.csv`` and the role each plays, as a run writes them into ``run.json``.
+
+A run knows its columns before it measures anything (every task and estimator parameter of its
+plan), so it writes the header once, appends each finished cell's rows, and records in
+``run.json`` under ``"columns"`` one entry per column::
+
+    {"name": "sigma", "role": "key", "kind": "task", "type": "float"}
+
+Roles: ``key`` (the configuration that identifies a row; ``kind`` says which part: ``identity``,
+``run``, ``task`` or ``estimator``), ``metric`` (a measured value), ``ci`` (a bound of a metric's
+interval, ``of`` names the metric), ``timing`` (depends on the machine's speed), ``outcome``
+(how the cell went: status, error, where the truth came from, …).  Types: ``str``, ``int``,
+``float``, ``bool``.  The views read roles and types from there and never guess them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+IDENTITY: tuple[str, ...] = ("task", "estimator", "biased", "group")
+"""What is measured: the task family, the estimator, whether it is biased by construction, the group."""
+RUN_KEYS: tuple[str, ...] = ("samples", "batch", "seed", "device")
+"""The budget and where it ran: K, n, the run's seed, the device."""
+CELL_ID = "cell_seed"
+"""The seed of the cell's generator: also its identity when a run is resumed."""
+
+OUTCOME: tuple[str, ...] = ("status", "error", "truth", "exact_se", "chunk")
+"""How the cell went: ``ok``/``failed``, the error, the kind of truth, its SE, the chunk size."""
+
+METRICS: tuple[str, ...] = (
+    "mean",
+    "bias",
+    "variance",
+    "variance_per_coord",
+    "mse",
+    "snr",
+    "cosine",
+    "sec_per_estimate",
+    "work_variance",
+)
+"""Metrics with a ``_lo``/``_hi`` interval, in CSV order (``kurtosis`` follows, without one)."""
+TIMING: frozenset[str] = frozenset({"setup_seconds", "sec_per_estimate", "work_variance"})
+"""Metrics (with their bounds) that depend on the machine's speed."""
+
+
+def metric_columns() -> tuple[str, ...]:
+    """The measured columns of an ``ok`` row, in CSV order (``rpbench.metrics.summarize``'s keys)."""
+    with_ci = [f"{metric}{suffix}" for metric in METRICS for suffix in ("", "_lo", "_hi")]
+    mean, bias, rest = with_ci[:3], with_ci[3:6], with_ci[6:]
+    return ("n_coords", *mean, "exact", *bias, "bias_significant", *rest, "kurtosis")
+
+
+RESERVED: frozenset[str] = frozenset(
+    {*IDENTITY, *RUN_KEYS, CELL_ID, *OUTCOME, "setup_seconds", *metric_columns(), "coord"}
+)
+"""Names no task or estimator parameter may take: they are columns of every row already."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of ``results.csv``: its name, role, part of the key (for keys) and type."""
+
+    name: str
+    role: str
+    type: str
+    kind: str | None = None
+    of: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        """The entry written in ``run.json`` (unset fields left out)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _typed(kind: type) -> str:
+    return {bool: "bool", int: "int", float: "float"}.get(kind, "str")
+
+
+_OUTCOME_TYPES = {"status": "str", "error": "str", "truth": "str", "exact_se": "float", "chunk": "int"}
+
+
+def result_columns(
+    task_params: Iterable[tuple[str, type]], estimator_params: Iterable[tuple[str, type]]
+) -> list[Column]:
+    """Every column of a run's ``results.csv``, in order, for its task and estimator parameters.
+
+    Parameters come as ``(name, type)`` pairs in first-seen order (a name seen twice keeps its
+    first place).
+    """
+    columns = [Column(name, "key", "bool" if name == "biased" else "str", "identity") for name in IDENTITY]
+    columns += [Column(name, "key", "str" if name == "device" else "int", "run") for name in RUN_KEYS]
+    columns += [Column(n, "key", _typed(t), "task") for n, t in dict(task_params).items()]
+    columns += [Column(n, "key", _typed(t), "estimator") for n, t in dict(estimator_params).items()]
+    columns.append(Column(CELL_ID, "outcome", "int"))
+    columns += [Column(name, "outcome", _OUTCOME_TYPES[name]) for name in OUTCOME]
+    columns.append(Column("setup_seconds", "timing", "float"))
+    for name in metric_columns():
+        base, _, end = name.rpartition("_")
+        if end in ("lo", "hi") and base in METRICS:
+            columns.append(Column(name, "timing" if base in TIMING else "ci", "float", of=base))
+        elif name == "n_coords":
+            columns.append(Column(name, "outcome", "int"))
+        elif name == "bias_significant":
+            columns.append(Column(name, "outcome", "bool"))
+        else:
+            columns.append(Column(name, "timing" if name in TIMING else "metric", "float"))
+    return columns
+
+
+def columns_from_json(entries: Sequence[dict[str, str]]) -> list[Column]:
+    """The columns recorded in ``run.json``; a ``ValueError`` where an entry is malformed."""
+    columns = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not {"name", "role", "type"} <= set(entry):
+            raise ValueError(f"column entry {entry!r} lacks name, role or type")
+        columns.append(Column(**{k: entry[k] for k in ("name", "role", "type", "kind", "of") if k in entry}))
+    return columns
