@@ -37,7 +37,9 @@ class Categorical:
     event_dims = 2
 
     @staticmethod
-    def perturbation(generator: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device):
+    def perturbation(
+        generator: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
         """Gumbel(0, 1) noise."""
         return -torch.log(-torch.log(_uniform(generator, shape, dtype, device)))
 
@@ -76,7 +78,9 @@ class Bernoulli:
     event_dims = 1
 
     @staticmethod
-    def perturbation(generator: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device):
+    def perturbation(
+        generator: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
         """Logistic(0, 1) noise ``log u − log(1 − u)``."""
         u = _uniform(generator, shape, dtype, device)
         return torch.log(u) - torch.log1p(-u)

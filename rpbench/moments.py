@@ -83,28 +83,30 @@ class Moments:
         self.p = sum(self.sizes)
         self.samples = samples
         self.device = torch.device(device)
-        f64 = {"dtype": torch.float64, "device": self.device}
-        self._sums = [torch.zeros(size, **f64) for size in self.sizes]
+        self._sums = [self._zeros(size) for size in self.sizes]
         self._count = 0
         self._nonfinite = 0
         self._centred = 0
         self._mean: list[torch.Tensor] | None = None
-        self._squares = [torch.zeros(size, **f64) for size in self.sizes]
-        self._u = torch.zeros(samples, **f64)
+        self._squares = [self._zeros(size) for size in self.sizes]
+        self._u = self._zeros(samples)
         self._full_gram = self.p * self.p * samples <= gram_budget
-        self._gram = torch.zeros(self.p, self.p, **f64) if self._full_gram else None
+        self._gram = self._zeros(self.p, self.p) if self._full_gram else None
         rows = math.sqrt(gram_budget / max(self.p, 1))
         self._rows = max(2, min(samples, int(rows), SUBSAMPLE_BYTES // (8 * max(self.p, 1))))
         self._kept: list[torch.Tensor] = []
         self._truth: list[torch.Tensor] | None = None
         if exact is not None:
-            flat = exact.detach().to(**f64).reshape(-1)
+            flat = exact.detach().to(dtype=torch.float64, device=self.device).reshape(-1)
             if flat.numel() != self.p:
                 raise ValueError(f"truth has {flat.numel()} coordinates, the estimates {self.p}")
             self._truth = list(flat.split(self.sizes))
-            self._error_sq = torch.zeros(samples, **f64)
-            self._dot = torch.zeros(samples, **f64)
-            self._norm_sq = torch.zeros(samples, **f64)
+            self._error_sq = self._zeros(samples)
+            self._dot = self._zeros(samples)
+            self._norm_sq = self._zeros(samples)
+
+    def _zeros(self, *size: int) -> torch.Tensor:
+        return torch.zeros(*size, dtype=torch.float64, device=self.device)
 
     @classmethod
     def of(cls, estimates: torch.Tensor | Sequence[torch.Tensor], exact: torch.Tensor | None = None) -> GroupMoments:
@@ -161,7 +163,7 @@ class Moments:
                 centred_blocks.append(d)
             elif kept:
                 centred_blocks.append(d[:kept])
-        if self._full_gram:
+        if self._gram is not None:  # the full Gram matrix (self._full_gram)
             joined = torch.cat(centred_blocks, dim=1)
             self._gram += joined.T @ joined
         elif kept:

@@ -17,6 +17,8 @@ from typing import Any
 from rpbench.errors import UsageError
 
 Value = int | float | str
+Number = int | float
+"""What a range check sees: ``check`` runs on int and float parameters only, after parsing."""
 Config = dict[str, Value]
 
 
@@ -24,8 +26,8 @@ Config = dict[str, Value]
 class ParamSpec:
     """One parameter: its name, type, default (a value or a sweep) and valid range.
 
-    ``check`` receives the parsed value and returns an error text (what was expected) or
-    ``None`` when the value is valid.  ``choices`` restricts string parameters.
+    ``check`` receives the parsed value of a numeric parameter and returns an error text (what
+    was expected) or ``None`` when the value is valid.  ``choices`` restricts string parameters.
     """
 
     name: str
@@ -33,7 +35,7 @@ class ParamSpec:
     default: Value | tuple[Value, ...]
     help: str
     choices: tuple[str, ...] = ()
-    check: Callable[[Value], str | None] | None = field(default=None, compare=False)
+    check: Callable[[Number], str | None] | None = field(default=None, compare=False)
     expect: str = ""
 
     @property
@@ -51,10 +53,11 @@ class ParamSpec:
         """Parse and validate one value; raise :class:`UsageError` naming what is valid."""
         where = f"{owner}: parameter {self.name}={text!r}"
         if self.kind is str:
-            value: Value = str(text).strip()
-            if self.choices and value not in self.choices:
+            choice = str(text).strip()
+            if self.choices and choice not in self.choices:
                 raise UsageError(f"{where} is not valid; valid choices: {', '.join(self.choices)}")
-            return value
+            return choice
+        value: Number
         try:
             if self.kind is int:
                 number = float(text)
@@ -74,17 +77,17 @@ class ParamSpec:
         return value
 
 
-def positive(value: Value) -> str | None:
+def positive(value: Number) -> str | None:
     """Range check: strictly positive."""
     return None if value > 0 else "a number > 0"
 
 
-def at_least(low: float) -> Callable[[Value], str | None]:
+def at_least(low: float) -> Callable[[Number], str | None]:
     """Range check: ``value >= low``."""
     return lambda value: None if value >= low else f"a number >= {low:g}"
 
 
-def in_unit_interval(value: Value) -> str | None:
+def in_unit_interval(value: Number) -> str | None:
     """Range check: ``0 <= value < 1``."""
     return None if 0 <= value < 1 else "a number in [0, 1)"
 
