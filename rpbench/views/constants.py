@@ -1,0 +1,54 @@
+"""What a view can show: the metrics, their direction, the marks and the output formats.
+
+Derived from :mod:`rpbench.columns` (the contract of ``results.csv``), not from
+:mod:`rpbench.metrics`, which imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rpbench.columns import METRICS as METRICS_WITH_CI
+from rpbench.errors import UsageError
+
+SHOWN_METRICS: tuple[str, ...] = (
+    "variance",
+    "variance_per_coord",
+    "mse",
+    "bias",
+    "mean",
+    "snr",
+    "cosine",
+    "sec_per_estimate",
+    "work_variance",
+    "kurtosis",
+)
+"""Metrics a summary, a report table or a plot can show (the same choice as ``rpbench run --metric``)."""
+WITH_CI: frozenset[str] = frozenset(METRICS_WITH_CI)
+"""Metrics that have ``<metric>_lo`` / ``<metric>_hi`` columns."""
+HIGHER_IS_BETTER: frozenset[str] = frozenset({"snr", "cosine"})
+"""Metrics where larger is better (for the rest smaller is better; for bias, smaller in absolute value)."""
+NO_BEST: frozenset[str] = frozenset({"mean"})
+"""Metrics without a best value (a mean is neither good nor bad)."""
+
+COMPARED: tuple[str, ...] = ("variance", "variance_per_coord", "mse", "bias", "snr", "cosine")
+"""Metrics ``compare`` accepts; :data:`SPEED` is always compared, separately."""
+LOWER_IS_BETTER: tuple[str, ...] = ("variance", "variance_per_coord", "mse")
+"""Compared metrics tested as a ratio where smaller is better."""
+SPEED = "sec_per_estimate"
+"""The timing ``compare`` gates on with its own tolerance."""
+
+REPORT_FORMATS: tuple[str, ...] = ("markdown", "latex", "csv")
+"""Formats of :func:`rpbench.views.report.report_text`."""
+MISSING = "–"
+"""What a table shows where there is no value."""
+DAGGER_NOTE = "† biased by construction"
+STAR_NOTE = "* bias beyond 4 SE"
+RUN_KEY_NAMES: dict[str, str] = {"samples": "K", "batch": "n"}
+"""Short names of the budget keys in captions."""
+
+
+def check_choice(value: str, choices: Sequence[str], what: str) -> None:
+    """A :class:`UsageError` listing the choices unless ``value`` is one of them."""
+    if value not in choices:
+        raise UsageError(f"unknown {what} {value!r}; valid choices: {', '.join(choices)}")

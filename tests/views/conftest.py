@@ -1,0 +1,28 @@
+"""Fixtures of the views' tests: real runs, each run once per session and loaded with ``load_run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rpbench.views.loader import Run
+from tests.views.runs import DISCRETE, GAUSSIAN, TINY, shared_run, shared_run_dir
+
+
+@pytest.fixture(scope="session")
+def gaussian_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The Gaussian sweep of :data:`GAUSSIAN`, loaded."""
+    return shared_run(tmp_path_factory, GAUSSIAN)
+
+
+@pytest.fixture(scope="session")
+def discrete_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """A small discrete VAE with two relaxed estimators swept over tau, loaded."""
+    return shared_run(tmp_path_factory, DISCRETE)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the :data:`TINY` run."""
+    return shared_run_dir(tmp_path_factory, TINY)

@@ -1,0 +1,69 @@
+"""Real run folders for the views' tests (``rpbench run`` in-process), loaded with :func:`load_run`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from rpbench.columns import result_columns
+from rpbench.views.loader import Run, load_run
+from tests.conftest import exit_code
+
+
+def add_columns(run_dir: Path) -> None:
+    """Record the column roles in ``run.json`` where the writer did not (runs before it did).
+
+    The types come from the registry's parameter specs, as the writer's own do.
+    """
+    meta_path = run_dir / "run.json"
+    meta = json.loads(meta_path.read_text())
+    if "columns" in meta:
+        return
+    from rpbench.registry import ESTIMATORS, TASKS, load_builtins
+
+    load_builtins()
+    header = (run_dir / "results.csv").read_text().splitlines()[0].split(",")
+    params = header[header.index("device") + 1 : header.index("cell_seed")]
+    tasks = {p.name: p.kind for cls in TASKS.values() for p in cls.params}
+    estimators = {p.name: p.kind for cls in ESTIMATORS.values() for p in cls.params}
+    task_params = [(p, tasks[p]) for p in params if p in tasks]
+    estimator_params = [(p, estimators[p]) for p in params if p not in tasks]
+    meta["columns"] = [c.to_json() for c in result_columns(task_params, estimator_params)]
+    meta_path.write_text(json.dumps(meta, indent=2))
+
+
+def run_folder(out: Path, args: list[str]) -> Path:
+    """``rpbench run ARGS --out OUT -q`` in-process; the run folder it wrote (with its column roles)."""
+    assert exit_code(["run", *args, "--out", str(out), "-q"]) == 0, "rpbench run failed"
+    (run_dir,) = list(out.iterdir())
+    add_columns(run_dir)
+    return run_dir
+
+
+def shared_run_dir(factory: pytest.TempPathFactory, args: list[str]) -> Path:
+    """The folder of ``rpbench run ARGS``, run once per test session (several modules share runs)."""
+    out = factory.getbasetemp() / f"views-run-{hashlib.sha1(' '.join(args).encode()).hexdigest()[:12]}"
+    if not out.exists():
+        staging = factory.mktemp("staging")
+        run_folder(staging, args)
+        os.replace(staging, out)
+    (run_dir,) = list(out.iterdir())
+    return run_dir
+
+
+def shared_run(factory: pytest.TempPathFactory, args: list[str]) -> Run:
+    """``load_run`` of :func:`shared_run_dir`."""
+    return load_run(shared_run_dir(factory, args))
+
+
+GAUSSIAN = ["-t", "gaussian", "-e", "score,pathwise,score+delta,score+ma:decay=0.5,0.9", "-p", "fn=quadratic,step"]
+GAUSSIAN += ["-p", "sigma=0.1,1,10", "-p", "k=0.5", "-K", "100", "--repeats", "1"]
+"""6 task configurations × 5 estimator configurations (score+delta does not apply to the step)."""
+DISCRETE = ["-t", "discrete-vae", "-p", "latents=2", "-p", "categories=3", "-p", "minibatch=2", "-p", "hidden=4"]
+DISCRETE += ["-e", "gumbel:tau=0.1,1,10,st-gumbel:tau=0.1,1,10", "-K", "100", "--repeats", "1"]
+TINY = ["-e", "score,pathwise", "-p", "fn=cos", "-p", "sigma=1", "-K", "500", "--repeats", "2"]
+"""A tiny Gaussian sweep: 2 estimators × 2 values of k (default) × 2 groups."""
