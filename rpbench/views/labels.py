@@ -54,7 +54,7 @@ def estimator_labels(frame: pd.DataFrame, estimator_params: Sequence[str], exclu
     The one label format of every view: summary columns, report rows, plot legends.
     """
     keys = [p for p in estimator_params if p not in exclude]
-    labels = frame["estimator"].astype(str).to_numpy(dtype=object)
+    labels = np.array(frame["estimator"].astype(str), dtype=object)  # a copy: written below
     for name, positions in frame.groupby("estimator", sort=False).indices.items():
         rows = frame.iloc[positions]
         shown = varying(rows, keys)

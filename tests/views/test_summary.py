@@ -1,0 +1,77 @@
+"""The console summary renders the numbers of a run, per task and group."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from rpbench.columns import result_columns
+from rpbench.errors import UsageError
+from rpbench.views.loader import Run
+from rpbench.views.summary import summary_tables
+
+
+def render(table: object) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=200, color_system=None).print(table)
+    return buffer.getvalue()
+
+
+def row(estimator: str, group: str, variance: float, biased: bool = False, decay: float | None = None) -> dict:
+    return {
+        "task": "gaussian",
+        "estimator": estimator,
+        "group": group,
+        "samples": 10,
+        "batch": 1,
+        "fn": "cos",
+        "k": 1.0,
+        "decay": decay,
+        "variance": variance,
+        "bias_significant": biased,
+    }
+
+
+def run_of(rows: list[dict]) -> Run:
+    """The rows as a run whose task parameters are fn and k, its estimator parameter decay."""
+    columns = result_columns([("fn", str), ("k", float), ("width", int)], [("decay", float)])
+    return Run(pd.DataFrame(rows), meta={"options": {"level": 0.95}}, columns=columns)
+
+
+def test_summary_has_a_table_per_group_and_marks_bias() -> None:
+    rows = [row("score", "mu", 2.5), row("pathwise", "mu", 0.125, biased=True), row("score", "sigma", 3.0)]
+    tables = summary_tables(run_of(rows), "variance")
+    assert len(tables) == 2
+    text = render(tables[0])
+    assert "2.5" in text and "0.125*" in text and "group mu" in text
+    assert "[bold green]0.125*[/]" in [cell for column in tables[0].columns for cell in column._cells]  # the best
+    assert tables[0].caption == "gaussian: fn=cos, k=1, K=10, n=1"
+
+
+def test_a_swept_estimator_gets_one_column_per_configuration() -> None:
+    rows = [row("score+ma", "mu", 1.0, decay=0.5), row("score+ma", "mu", 2.0, decay=0.9), row("score", "mu", 3.0)]
+    (table,) = summary_tables(run_of(rows), "variance")
+    assert [c.header for c in table.columns] == [
+        "configuration",
+        "score+ma (decay=0.5)",
+        "score+ma (decay=0.9)",
+        "score",
+    ]
+
+
+def test_one_table_list_for_every_task_of_a_suite() -> None:
+    rows = [row("score", "mu", 1.0), row("score", "mu", 2.0) | {"k": 2.0}]
+    rows += [row("score", "mu", 4.0) | {"task": "toy", "fn": None, "k": None, "width": 3}]
+    tables = summary_tables(run_of(rows), "variance")
+    assert [t.caption for t in tables] == ["gaussian: fn=cos, K=10, n=1", "toy: width=3, K=10, n=1"]
+    gaussian, toy = render(tables[0]), render(tables[1])
+    assert "k=1 " in gaussian and "k=2 " in gaussian
+    assert "default" in toy and "k=" not in toy
+
+
+def test_an_unknown_metric_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"unknown metric 'speed'; valid choices: variance"):
+        summary_tables(run_of([row("score", "mu", 1.0)]), "speed")
