@@ -128,7 +128,7 @@ def _matches(column: pd.Series, role: Column | None, values: list[str], conditio
             try:
                 numbers.append(float(value))
             except ValueError:
-                raise UsageError(f"--where {condition}: {role.name} holds numbers; {value!r} is not one") from None
+                raise UsageError(f"--where {condition}: {column.name} holds numbers; {value!r} is not one") from None
         keep = column.astype(float).isin(numbers)
     elif kind == "bool":
         flags = [parse_bool(v) for v in values]
@@ -274,22 +274,32 @@ def _bool(cells: _Cells) -> object:
 
 
 def _str(cells: _Cells) -> np.ndarray:
-    return np.where(cells.empty, None, cells.cells) if cells.empty.any() else cells.cells
+    texts = cells.cells.copy()
+    texts[cells.empty] = None
+    return texts
 
 
 PARSERS: dict[str, Callable[[_Cells], object]] = {"float": _float, "int": _int, "bool": _bool, "str": _str}
 
 
-def _frame(text: str, types: Callable[[str], str], source: str, columns: list[Column] | None) -> pd.DataFrame:
-    """A checked, typed frame from CSV text; ``types`` gives each header name's type."""
+def _frame(
+    text: str, types: Callable[[str], str], source: str, columns: list[Column] | None, rows_needed: bool = True
+) -> pd.DataFrame:
+    """A checked, typed frame from CSV text; ``types`` gives each header name's type.
+
+    ``rows_needed``: a header without rows is an error (results), or an empty frame (coordinates:
+    a run whose groups are all too large for per-coordinate rows has none).
+    """
     if not text.strip():
         raise UsageError(f"{source}: an empty file; give a results table written by `rpbench run`")
     header, records, lines = _records(text, source)
     if columns is not None:
         _check_header(header, columns, source)
     _check_shape(header, records, lines, text, source)
-    if not records:
+    if not records and rows_needed:
         raise UsageError(f"{source}: has no result rows")
+    if not records:
+        return pd.DataFrame(columns=header)
     by_column = zip(*records, strict=True)
     data = {}
     for name, cells in zip(header, by_column, strict=True):
@@ -317,7 +327,7 @@ def run_from_text(
     if coords_text is not None:
         coords_source = str(Path(source).with_name(COORDS_FILE)) if path is not None else f"{source} (coordinates)"
         coord_types = types | {"coord": "int"}
-        coords = _frame(coords_text, lambda name: coord_types.get(name, "float"), coords_source, None)
+        coords = _frame(coords_text, lambda name: coord_types.get(name, "float"), coords_source, None, False)
     return Run(results, coords, meta, path, columns)
 
 

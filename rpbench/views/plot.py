@@ -19,11 +19,12 @@ import textwrap
 from collections.abc import Sequence
 from itertools import cycle
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
@@ -35,6 +36,8 @@ from rpbench.views.labels import estimator_labels, format_value, is_true, varyin
 from rpbench.views.loader import Run
 from rpbench.views.report_layout import interval, parameters, select_group, settings_caption
 
+Style = dict[str, Any]
+"""A line's colour, marker and line style (keyword arguments of ``Axes.plot``)."""
 FORMATS = {".png": "png", ".pdf": "pdf"}
 DPI = 120
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
@@ -82,11 +85,11 @@ def _positions(data: pd.DataFrame, x: str) -> tuple[pd.Series, list[str] | None]
     return data[x].map(format_value).map({v: float(i) for i, v in enumerate(labels)}), labels
 
 
-def _styles(data: pd.DataFrame) -> dict[str, dict[str, object]]:
+def _styles(data: pd.DataFrame) -> dict[str, Style]:
     """One colour and marker per line (the same in every panel); dashed where biased."""
     labels = list(dict.fromkeys(data["_line"]))
     palette = "tab10" if len(labels) <= 10 else "tab20"
-    colours = colormaps[palette].colors
+    colours = list(cast(ListedColormap, colormaps[palette]).colors)  # type: ignore[arg-type]
     biased = dict(zip(data["_line"], data["biased"].map(is_true), strict=True))
     return {
         label: {"color": colour, "marker": marker, "linestyle": "--" if biased[label] else "-"}
@@ -102,7 +105,7 @@ def _bounded(bound: pd.Series, panel_values: list[float]) -> pd.Series:
     return bound.replace({math.inf: max(finite), -math.inf: min(finite)})
 
 
-def _draw_panel(ax: Axes, panel: pd.DataFrame, metric: str, styles: dict[str, dict[str, object]]) -> list[float]:
+def _draw_panel(ax: Axes, panel: pd.DataFrame, metric: str, styles: dict[str, Style]) -> list[float]:
     """Lines with markers and CI bands; returns the plotted values (for the choice of scale)."""
     lines = [
         (str(label), *interval(rows, metric, absolute=True), rows["_x"])
@@ -121,8 +124,10 @@ def _draw_panel(ax: Axes, panel: pd.DataFrame, metric: str, styles: dict[str, di
 
 
 def _panel_grid(data: pd.DataFrame, panel_keys: list[str]) -> tuple[list[str], list[tuple[str, ...]]]:
-    groups = list(dict.fromkeys(data["group"].astype(str)))
-    combos = list(dict.fromkeys(zip(*(data[k] for k in panel_keys), strict=True))) if panel_keys else [()]
+    groups = [str(g) for g in dict.fromkeys(data["group"].astype(str))]
+    combos: list[tuple[str, ...]] = [()]
+    if panel_keys:
+        combos = list(dict.fromkeys(zip(*(data[k] for k in panel_keys), strict=True)))
     return groups, combos
 
 
@@ -163,7 +168,7 @@ def _panel(
     ax: Axes,
     panel: pd.DataFrame,
     metric: str,
-    styles: dict[str, dict[str, object]],
+    styles: dict[str, Style],
     x_axis: tuple[bool, list[str] | None],
 ) -> None:
     """One panel: its lines and bands, its scales; a note where it has no results."""
@@ -209,7 +214,7 @@ def plot_figure(run: Run, x: str = "sigma", metric: str = "variance", group: str
     return fig
 
 
-def _decorate(fig: Figure, caption: str, title: str, styles: dict[str, dict[str, object]]) -> None:
+def _decorate(fig: Figure, caption: str, title: str, styles: dict[str, Style]) -> None:
     """Figure title (what is plotted, the settings that are constant) and one legend for all panels."""
     width = max(40, int((fig.get_figwidth() - 2.8) * 13))
     fig.suptitle("\n".join([title, *textwrap.wrap(caption, width)]), fontsize=9)

@@ -143,8 +143,8 @@ def build_grid(run: Run, metric: str, columns: list[str] | None = None) -> Grid:
     caption = settings_caption(frame, task_keys, keys)
     biased = dict(zip(work["_row"], work["biased"].map(is_true), strict=True))
     shown_keys, shown = _displayed(work, keys, order)
-    values = [pivot(name) for name in ("_value", "_lo", "_hi", "_sig")]
-    return Grid(rows, biased, shown_keys, shown, *values, caption)
+    value, lo, hi, significant = (pivot(name) for name in ("_value", "_lo", "_hi", "_sig"))
+    return Grid(rows, biased, shown_keys, shown, value, lo, hi, significant, caption)
 
 
 def _displayed(
