@@ -279,7 +279,35 @@ def _str(cells: _Cells) -> np.ndarray:
     return texts
 
 
+NUMERIC = ("float", "int")
+PRECISE: dict[str, Any] = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+"""pandas 3 reads floats exactly by default (and deprecates the option); pandas 2 needs asking."""
 PARSERS: dict[str, Callable[[_Cells], object]] = {"float": _float, "int": _int, "bool": _bool, "str": _str}
+
+
+def _fast_columns(text: str, header: list[str], kinds: list[str], lines: list[int], source: str) -> dict[str, object]:
+    """The typed columns, numbers parsed by pandas' C reader (exact round trip); a ``ValueError``
+    where a number does not parse (the slow path then names the cell)."""
+    numeric = {n: {"float": "float64", "int": "Int64"}[k] for n, k in zip(header, kinds, strict=True) if k in NUMERIC}
+    frame = pd.read_csv(
+        io.StringIO(text),
+        dtype={n: numeric.get(n, object) for n in header},
+        keep_default_na=False,
+        na_values={n: ["", "nan", "NaN"] for n in numeric},
+        **PRECISE,
+    )
+    if len(frame) != len(lines) or list(frame.columns) != header:
+        raise ValueError("the C reader saw other records")
+    data: dict[str, object] = {}
+    for name, kind in zip(header, kinds, strict=True):
+        column = frame[name]
+        if kind == "float":
+            data[name] = column.to_numpy(dtype=np.float64)
+        elif kind == "int":
+            data[name] = column.array if column.isna().any() else column.to_numpy(dtype=np.int64)
+        else:
+            data[name] = PARSERS[kind](_Cells(column.to_numpy(dtype=object), name, lines, source))
+    return data
 
 
 def _frame(
@@ -300,10 +328,15 @@ def _frame(
         raise UsageError(f"{source}: has no result rows")
     if not records:
         return pd.DataFrame(columns=header)
+    kinds = [types(name) for name in header]
+    try:
+        return pd.DataFrame(_fast_columns(text, header, kinds, lines, source))
+    except (ValueError, OverflowError, TypeError):
+        pass  # a value that does not parse as its type: name it (or accept it, e.g. an int written 8.0)
     by_column = zip(*records, strict=True)
     data = {}
-    for name, cells in zip(header, by_column, strict=True):
-        data[name] = PARSERS[types(name)](_Cells(np.array(cells, dtype=object), name, lines, source))
+    for name, kind, cells in zip(header, kinds, by_column, strict=True):
+        data[name] = PARSERS[kind](_Cells(np.array(cells, dtype=object), name, lines, source))
     return pd.DataFrame(data)
 
 
