@@ -239,3 +239,12 @@ def test_loading_thousands_of_rows_is_fast(copy: Path, tmp_path: Path) -> None:
     elapsed = time.perf_counter() - started
     assert len(run.results) >= 4900 and run.results["samples"].dtype == "int64"
     assert elapsed < 2.0 * max(1, (os.getloadavg()[0] / (os.cpu_count() or 1)))
+
+
+def test_coordinates_without_rows_are_an_empty_frame(copy: Path) -> None:
+    coords = copy / "coords.csv"
+    coords.write_text(lines(coords)[0])  # every group too large for per-coordinate rows
+    run = load_run(copy)
+    assert run.coords.empty and "coord" in run.coords.columns and len(run.results) > 0
+    coords.write_text(lines(coords)[0] + "gaussian,score,mu\n")
+    one_line_error(copy, r"coords\.csv line 2: torn row \(3 of \d+ fields\)")
