@@ -1,18 +1,19 @@
-"""The ``rpbench`` command line: ``list`` and ``run``.
+"""The ``rpbench`` command line: ``list``, ``run``, ``report``, ``plot``, ``compare``.
 
-Bad input of any kind (an unknown name, a value out of range, an unusable path or device) ends
-with one line ``error: …`` on stderr naming the problem and the valid choices, and exit code 2.
+A thin layer over the Python API (:mod:`rpbench.api`): each command parses its options, calls the
+API and prints.  Bad input of any kind (an unknown name, a value out of range, an unusable path
+or device) ends with one line ``error: …`` on stderr naming the problem and the valid choices, and
+exit code 2.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -24,15 +25,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from rpbench.engine import DEFAULT_MAX_MEMORY
+from rpbench import api
 from rpbench.errors import UsageError
-from rpbench.options import parse_memory, resolve_device
-from rpbench.params import parse_assignment
-from rpbench.registry import ESTIMATORS, TASKS, get_task, load_builtins, load_plugin
-from rpbench.results import META_FILE, RESULTS_FILE, RunWriter, create_run_dir, run_metadata, write_atomic
-from rpbench.runner import cell_seed_of, execute, parse_estimators, parse_task_params, plan, plan_estimator_params
-from rpbench.suite import Entry, load_suite
-from rpbench.summary import SUMMARY_METRICS, estimators_table, summary_tables, task_detail_tables, tasks_table
+from rpbench.results import RESULTS_FILE, write_atomic
+from rpbench.runner import parse_task_params
+from rpbench.sweep import CellReport, OnCell, load_plugins
+from rpbench.views.constants import SHOWN_METRICS
+from rpbench.views.loader import Run
 
 app = typer.Typer(
     help="Measure Monte Carlo gradient estimators: variance, bias, MSE and cost, against exact gradients.",
@@ -51,20 +50,16 @@ PluginOption = Annotated[
 ]
 
 
-def load_plugins(plugins: list[str] | None) -> None:
-    """Register the built-ins and every ``--plugin``."""
-    load_builtins()
-    for plugin in plugins or []:
-        load_plugin(plugin)
-
-
 @app.command("list")
 def list_command(
     task: Annotated[str | None, typer.Option("--task", "-t", help="Show one task in full.")] = None,
     plugin: PluginOption = None,
 ) -> None:
     """Show every task (parameters, defaults, capabilities) and every estimator (parameters, needs)."""
-    load_plugins(plugin)
+    from rpbench.catalog import estimators_table, task_detail_tables, tasks_table
+    from rpbench.registry import ESTIMATORS, TASKS, get_task
+
+    load_plugins(plugin or [])
     if task is not None:
         for table in task_detail_tables(get_task(task), ESTIMATORS):
             console.print(table)
@@ -108,9 +103,10 @@ def run_command(
         str | None, typer.Option(help="Run cells on the Dask scheduler tcp://host:port (or auto: a LocalCluster).")
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
-    out: Annotated[Path, typer.Option(help="Folder for run outputs; each run writes a new OUT/<run-id>/.")] = Path(
-        "results"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for run outputs; each run writes a new OUT/<run-id>/. [default: results]"),
+    ] = None,
     repeats: Annotated[
         int | None, typer.Option(help="Timed repeats of each cell (>= 1), for the cost and its CI. [default: 3]")
     ] = None,
@@ -127,88 +123,34 @@ def run_command(
     plugin: PluginOption = None,
 ) -> None:
     """Draw K independent gradient estimates per cell and write variance, bias, MSE, SNR and cost with CIs."""
-    if not 0.0 < level < 1.0:
-        raise UsageError(f"--level {level}: a confidence level lies in (0, 1), e.g. 0.95")
-    if metric not in SUMMARY_METRICS:
-        raise UsageError(f"--metric {metric!r} is not a metric; valid choices: {', '.join(SUMMARY_METRICS)}")
-    load_plugins(plugin)
-    if workers is not None and workers < 1:
-        raise UsageError(f"--workers {workers}: need at least 1 worker process")
-    if resume is not None:
-        cell_flags = (task, estimator, param, samples, batch, repeats, suite, max_memory)
-        if any(cell_flags):
-            raise UsageError(f"--resume {resume} continues that run as it was planned; drop the other run options")
-        saved = read_run_options(resume)
-        entries, label = [Entry(**entry) for entry in saved["entries"]], ""
-        device, level = str(saved["device"]), float(saved["level"])
-        memory = parse_memory(saved.get("max_memory", DEFAULT_MAX_MEMORY))
-        plugin = list(saved.get("plugin", []))  # the workers load them too
-        load_plugins(plugin)
-    elif suite is not None:
-        given = [
-            flag
-            for flag, value in (
-                ("--task", task),
-                ("--estimator", estimator),
-                ("--param", param),
-                ("--samples", samples),
-                ("--batch", batch),
-                ("--repeats", repeats),
-            )
-            if value
-        ]
-        if given:
-            raise UsageError(f"--suite {suite} defines tasks, estimators and budgets; drop {', '.join(given)}")
-        loaded = load_suite(suite)
-        entries, label = loaded.entries, loaded.name
-    else:
-        entry = Entry(
-            task=task or "gaussian",
-            params=parse_task_params(param or [], task or "gaussian"),
-            estimators=estimator or ["all"],
-            samples=1000 if samples is None else samples,
-            batch=1 if batch is None else batch,
-            seeds=[seed],
-            repeats=3 if repeats is None else repeats,
+    if metric not in SHOWN_METRICS:
+        raise UsageError(f"--metric {metric!r} is not a metric; valid choices: {', '.join(SHOWN_METRICS)}")
+    with progress_bar() as on_cell:
+        run = api.run(
+            task=task,
+            estimators=estimator,
+            params=parse_task_params(param, task or "gaussian") if param else None,
+            samples=samples,
+            batch=batch,
+            seed=seed,
+            suite=suite,
+            device=device,
+            out=out if out is not None or resume is not None else Path("results"),
+            repeats=repeats,
+            level=level,
+            max_memory=max_memory,
+            plugins=plugin or [],
+            workers=workers,
+            scheduler=scheduler,
+            resume=resume,
+            on_cell=on_cell,
         )
-        check_budget(entry)
-        entries, label = [entry], entry.task
-    if resume is None:
-        memory = DEFAULT_MAX_MEMORY if max_memory is None else parse_memory(max_memory)
-    torch_device = resolve_device(device)
-    plans = []
-    for i, entry in enumerate(entries, 1):
-        try:
-            requests = parse_estimators(entry.estimators)
-            plans.append((entry, plan(entry.task, entry.params, requests, entry.batch, torch_device)))
-        except UsageError as exc:
-            raise UsageError(f"{suite}: run[{i}]: {exc}" if suite else str(exc)) from None
+    print_outcome(run, metric, quiet)
 
-    options = {
-        "suite": str(suite) if suite else None,
-        "entries": [vars(entry) for entry in entries],
-        "device": device,
-        "level": level,
-        "max_memory": memory,
-        "plugin": plugin or [],
-    }
-    if resume is not None:
-        run_dir = resume
-        writer = RunWriter(run_dir, json.loads((run_dir / META_FILE).read_text()), resume=True)
-    else:
-        run_dir = create_run_dir(out, label)
-        writer = RunWriter(run_dir, run_metadata(options, torch_device))
-    done_cells = writer.finished_cells
-    started = time.perf_counter()
-    jobs = [
-        (entry, index, entry_seed, cell, params)
-        for entry, the_plan in plans
-        for params in [plan_estimator_params(the_plan.cells)]
-        for entry_seed in entry.seeds
-        for index, cell in enumerate(the_plan.cells)
-        if cell_seed_of(cell, entry_seed, entry.samples, entry.batch) not in done_cells
-    ]
-    total = sum(len(p.cells) * len(e.seeds) for e, p in plans)
+
+@contextmanager
+def progress_bar() -> Iterator[OnCell]:
+    """A transient rich progress bar, fed by ``rpbench.run``'s ``on_cell`` hook."""
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -219,82 +161,34 @@ def run_command(
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
-        failed = sum(1 for r in writer.rows if r.get("status") == "failed")  # rows of a resumed run
-        bar = progress.add_task("measuring", total=total, completed=total - len(jobs), failed=failed)
+        bar = progress.add_task("measuring", total=None, failed=0)
 
-        def record(rows: list[dict], coords: dict) -> None:
-            nonlocal failed
-            writer.add(rows, coords)
-            failed += sum(1 for r in rows if r.get("status") == "failed")
-            progress.update(bar, advance=1, failed=failed)
+        def on_cell(report: CellReport) -> None:
+            progress.update(bar, total=report.total, completed=report.done, failed=report.failed)
 
-        if workers is None and scheduler is None:
-            for entry, _index, entry_seed, cell, params in jobs:
-                for result in execute(
-                    [cell],
-                    entry.samples,
-                    entry.batch,
-                    entry_seed,
-                    entry.repeats,
-                    level,
-                    estimator_params=params,
-                    max_memory=memory,
-                ):
-                    record(result.rows, result.coords)
-        else:
-            from rpbench.distributed import Job, run_parallel
+        yield on_cell
 
-            work = [Job(entry, index, entry_seed) for entry, index, entry_seed, _, _ in jobs]
-            run_parallel(work, workers, scheduler, device, level, plugin or [], record, memory)
-    skipped = [s for _, p in plans for s in p.skipped]
-    writer.finish(cells=total, skipped=skipped, seconds=time.perf_counter() - started)
+
+def print_outcome(run: Run, metric: str, quiet: bool) -> None:
+    """The summary tables, what was skipped, where the rows went; exit code 1 if any cell failed."""
+    from rpbench.views.summary import summary_tables
 
     if not quiet:
-        for task_name in dict.fromkeys(e.task for e in entries):
-            cls = get_task(task_name)
-            cells = [c for e, p in plans if e.task == task_name for c in p.cells]
-            est_params = plan_estimator_params(cells)
-            rows = [r for r in writer.rows if r["task"] == task_name]
-            for table in summary_tables(rows, metric, [p.name for p in cls.params], est_params):
-                console.print(table)
+        for table in summary_tables(run, metric):
+            console.print(table)
+    skipped = list(run.meta.get("skipped") or [])
     if skipped:
         console.print(
             f"[yellow]skipped {len(skipped)} estimator/configuration pairs that do not apply "
-            f"(see {run_dir / 'run.json'}), e.g. {skipped[0]}[/]"
+            f"(see {run.path / 'run.json' if run.path else 'run.meta'}), e.g. {skipped[0]}[/]"
         )
-    console.print(f"wrote {len(writer.rows)} rows to {run_dir / RESULTS_FILE}")
-    failed = [r for r in writer.rows if r.get("status") == "failed"]
-    if failed:
-        for row in failed:
+    console.print(f"wrote {len(run.results)} rows to {run.path / RESULTS_FILE if run.path else 'memory'}")
+    failed = run.results[run.results["status"] == "failed"]
+    if len(failed):
+        for row in failed.to_dict("records"):
             console.print(f"[red]failed: {row['task']} {row['estimator']} group {row['group']}: {row['error']}[/]")
         console.print(f"[red]{len(failed)} rows failed (status=failed in the CSV); the rest of the sweep completed[/]")
         raise typer.Exit(1)
-
-
-def read_run_options(run_dir: Path) -> dict:
-    """The options a run folder was started with (its ``run.json``); a :class:`UsageError` if unusable."""
-    try:
-        options = json.loads((run_dir / META_FILE).read_text())["options"]
-        missing = [key for key in ("entries", "device", "level") if key not in options]
-        if missing:
-            raise KeyError(missing[0])
-    except FileNotFoundError:
-        raise UsageError(
-            f"--resume {run_dir}: no {META_FILE} there; give a run folder that rpbench run created"
-        ) from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--resume {run_dir}: {META_FILE} is damaged or from another version ({exc!r})") from None
-    return options
-
-
-def check_budget(entry: Entry) -> None:
-    """The command line's K, n and repeats are in range."""
-    if entry.samples < 2:
-        raise UsageError(f"--samples {entry.samples}: need K >= 2 independent estimates to measure a variance")
-    if entry.batch < 1:
-        raise UsageError(f"--batch {entry.batch}: need n >= 1 samples per estimate")
-    if entry.repeats < 1:
-        raise UsageError(f"--repeats {entry.repeats}: need at least 1 timed repeat")
 
 
 @app.command("report")
@@ -313,15 +207,12 @@ def report_command(
     where: WhereOption = None,
 ) -> None:
     """A publication table: estimators × task configurations, each cell the metric with its CI."""
-    from rpbench.report import load_results, report_table
-
     keys = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    frame = select_rows(load_results(run_dir), where or [])
-    text = report_table(frame, metric=metric, fmt=fmt, relative_to=relative_to, group=group, columns=keys)
+    text = api.report(run_dir, metric, group, relative_to, keys, where or [], format=fmt)
     if output is None:
         print(text)
     else:
-        write_output(output, text)
+        write_output(output, str(text))
         console.print(f"wrote {output}")
 
 
@@ -335,12 +226,8 @@ def plot_command(
     where: WhereOption = None,
 ) -> None:
     """A figure: the metric against a swept parameter, one line per estimator, with CI bands."""
-    from rpbench.plot import plot_metric
-    from rpbench.report import load_results
-
-    frame = select_rows(load_results(run_dir), where or [])
-    written = plot_metric(frame, x=x, metric=metric, out=output, group=group)
-    console.print(f"wrote {written}")
+    api.plot(run_dir, x=x, metric=metric, group=group, where=where or [], out=output)
+    console.print(f"wrote {output}")
 
 
 @app.command("compare")
@@ -356,36 +243,14 @@ def compare_command(
     all_rows: Annotated[bool, typer.Option("--all", help="List every comparison, not only changes.")] = False,
 ) -> None:
     """Statistical regression gate: exit 0 = no regression, 1 = regression, 2 = unusable input."""
-    from rpbench.compare import changes_table, compare, load_table, parse_metrics
+    from rpbench.views.compare_table import changes_table
 
-    result = compare(load_table(baseline), load_table(new), parse_metrics(metric), tolerance, speed_tolerance, level)
+    result = api.compare(baseline, new, metric, tolerance, speed_tolerance, level)
     console.print(changes_table(result, only_changes=not all_rows))
     regressions, slow = len(result.regressions), len(result.speed_regressions)
     console.print(f"compared {result.matched} rows: {regressions} regressions, {slow} speed regressions")
     if result.failed:
         raise typer.Exit(1)
-
-
-def select_rows(frame: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
-    """Keep the rows where every ``key=value`` holds (values compared as numbers where both are)."""
-    for condition in conditions:
-        key, values = parse_assignment(condition, "--where")
-        if key not in frame.columns:
-            raise UsageError(f"--where {condition}: no column {key!r}; columns: {', '.join(frame.columns[:20])}, ...")
-        column = frame[key]
-        keep = column.astype(str).isin(values)
-        numbers = pd.to_numeric(column, errors="coerce")
-        for value in values:
-            try:
-                keep |= numbers == float(value)
-            except ValueError:
-                continue
-        frame = frame[keep]
-        if frame.empty:
-            raise UsageError(
-                f"--where {condition}: no row matches; values present: {', '.join(map(str, column.unique()[:10]))}"
-            )
-    return frame
 
 
 def write_output(path: Path, text: str) -> None:

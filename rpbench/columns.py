@@ -25,8 +25,9 @@ RUN_KEYS: tuple[str, ...] = ("samples", "batch", "seed", "device")
 CELL_ID = "cell_seed"
 """The seed of the cell's generator: also its identity when a run is resumed."""
 
-OUTCOME: tuple[str, ...] = ("status", "error", "truth", "exact_se", "chunk")
-"""How the cell went: ``ok``/``failed``, the error, the kind of truth, its SE, the chunk size."""
+OUTCOME: tuple[str, ...] = ("status", "error", "truth", "exact_se")
+"""How the cell went: ``ok``/``failed``, the error, the kind of truth and its SE (then
+``setup_seconds`` and ``chunk``, the estimates per chunk)."""
 
 METRICS: tuple[str, ...] = (
     "mean",
@@ -52,7 +53,7 @@ def metric_columns() -> tuple[str, ...]:
 
 
 RESERVED: frozenset[str] = frozenset(
-    {*IDENTITY, *RUN_KEYS, CELL_ID, *OUTCOME, "setup_seconds", *metric_columns(), "coord"}
+    {*IDENTITY, *RUN_KEYS, CELL_ID, *OUTCOME, "setup_seconds", "chunk", *metric_columns(), "coord"}
 )
 """Names no task or estimator parameter may take: they are columns of every row already."""
 
@@ -76,7 +77,7 @@ def _typed(kind: type) -> str:
     return {bool: "bool", int: "int", float: "float"}.get(kind, "str")
 
 
-_OUTCOME_TYPES = {"status": "str", "error": "str", "truth": "str", "exact_se": "float", "chunk": "int"}
+_OUTCOME_TYPES = {"status": "str", "error": "str", "truth": "str", "exact_se": "float"}
 
 
 def result_columns(
@@ -94,6 +95,7 @@ def result_columns(
     columns.append(Column(CELL_ID, "outcome", "int"))
     columns += [Column(name, "outcome", _OUTCOME_TYPES[name]) for name in OUTCOME]
     columns.append(Column("setup_seconds", "timing", "float"))
+    columns.append(Column("chunk", "outcome", "int"))
     for name in metric_columns():
         base, _, end = name.rpartition("_")
         if end in ("lo", "hi") and base in METRICS:

@@ -10,12 +10,16 @@ as a serial run's, row for row (timing aside).  Optional extra: ``pip install 'r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rpbench.engine import DEFAULT_MAX_MEMORY
 from rpbench.errors import UsageError
 from rpbench.suite import Entry
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,11 @@ def measure_job(
     return result.rows, coords
 
 
-def client_for(workers: int | None, scheduler: str | None):
-    """A Dask client: a LocalCluster of ``workers`` processes, or the scheduler at ``scheduler``."""
+def connect(workers: int | None, scheduler: str | None) -> Client:
+    """A Dask client: a LocalCluster of ``workers`` processes, or the scheduler at ``scheduler``.
+
+    Called before the run folder is created, so that a scheduler nobody listens on leaves nothing behind.
+    """
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
@@ -98,48 +105,42 @@ def client_for(workers: int | None, scheduler: str | None):
     return Client(cluster)
 
 
+def disconnect(client: Client) -> None:
+    """Close the client, and the LocalCluster it started (if any)."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+Outcome = tuple[list[dict], dict] | BaseException
+"""A job's rows and per-coordinate summaries, or the exception its worker raised (or died of)."""
+
+
 def run_parallel(
+    client: Client,
     jobs: Sequence[Job],
-    workers: int | None,
-    scheduler: str | None,
     device: str,
     level: float,
     plugins: Sequence[str],
-    on_result: Callable[[list[dict], dict], None],
     max_memory: int = DEFAULT_MAX_MEMORY,
-) -> None:
-    """Measure ``jobs`` on the cluster; call ``on_result`` for each, in the order of ``jobs``."""
+) -> Iterator[tuple[Job, Outcome]]:
+    """Measure ``jobs`` on the cluster; each job with its outcome, in the order of ``jobs``."""
     import torch
     from dask.distributed import as_completed
 
     threads = torch.get_num_threads()
-    client = client_for(workers, scheduler)
-    try:
-        futures = {
-            client.submit(measure_job, job, device, level, tuple(plugins), threads, max_memory, pure=False): i
-            for i, job in enumerate(jobs)
-        }
-        for rows, coords in _in_order(futures, as_completed(futures), jobs):
-            on_result(rows, coords)
-    finally:
-        cluster = getattr(client, "cluster", None)
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _in_order(futures: dict, completed: Iterator, jobs: Sequence[Job]) -> Iterator[tuple[list[dict], dict]]:
-    """Results as soon as every earlier job's result is in (so files grow in plan order)."""
-    ready: dict[int, tuple[list[dict], dict]] = {}
+    futures = {
+        client.submit(measure_job, job, device, level, tuple(plugins), threads, max_memory, pure=False): i
+        for i, job in enumerate(jobs)
+    }
+    ready: dict[int, Outcome] = {}
     position = 0
-    for future in completed:
-        index = futures[future]
+    for future in as_completed(futures):
         try:
-            ready[index] = future.result()
-        except Exception as exc:  # a worker died: record the cell as failed and go on
-            job = jobs[index]
-            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-            ready[index] = ([{"task": job.entry.task, "seed": job.seed, "status": "failed", "error": message}], {})
-        while position in ready:
-            yield ready.pop(position)
+            ready[futures[future]] = future.result()
+        except Exception as exc:  # the cell raised on its worker, or its worker died (KilledWorker)
+            ready[futures[future]] = exc
+        while position in ready:  # results as soon as every earlier job's result is in
+            yield jobs[position], ready.pop(position)
             position += 1

@@ -253,6 +253,10 @@ def _time_interval(times: torch.Tensor, level: float) -> Interval:
     return Interval(value, max(0.0, value - half), value + half)
 
 
+COORD_METRICS: tuple[str, ...] = ("mean", "exact", "bias", "variance", "se")
+"""What :func:`per_coordinate` gives for each coordinate (the columns of ``coords.csv``)."""
+
+
 def per_coordinate(estimates: torch.Tensor | GroupMoments, exact: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """Per-coordinate mean, exact value, bias, variance and standard error of the mean."""
     if isinstance(estimates, torch.Tensor):

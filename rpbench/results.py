@@ -3,12 +3,15 @@
 ``OUT/<run-id>/`` holds
 
 * ``results.csv`` — one row per (task config, estimator config, parameter group, device, seed);
+  its columns and their roles are listed in ``run.json`` (:mod:`rpbench.columns`);
 * ``coords.csv`` — the long format: one row per coordinate of each of those rows (groups of at
   most :data:`MAX_COORDS` coordinates);
-* ``run.json`` — command line, seed, options, versions, device name, git commit, threads, load.
+* ``run.json`` — command line, seed, options, columns, versions, device name, git commit, threads, load.
 
-Files are replaced atomically (written beside, then renamed) after every cell, so a run that
-stops midway leaves complete rows; an existing run folder is never reused or overwritten.
+The tables get their header when the run starts (every column is known from the plan) and each
+finished cell's rows appended (:mod:`rpbench.tables`); ``run.json`` is replaced atomically.  A run
+that stops midway leaves the rows of its finished cells and at most one torn cell, which
+``--resume`` repairs; an existing run folder is never reused or overwritten.
 """
 
 from __future__ import annotations
@@ -26,15 +29,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from filelock import FileLock, Timeout
 
 import rpbench
+from rpbench.columns import CELL_ID
 from rpbench.errors import UsageError
+from rpbench.metrics import COORD_METRICS
+from rpbench.tables import AppendTable, keep_cells, keep_complete_cells, write_atomic
 
 MAX_COORDS = 1000
 """Groups with more coordinates than this (network weights) get no per-coordinate rows."""
 RESULTS_FILE = "results.csv"
 COORDS_FILE = "coords.csv"
 META_FILE = "run.json"
+LOCK_FILE = ".lock"
+COORD_KEYS = ("task", "estimator", "group", "samples", "batch", "seed", "device", CELL_ID)
+COORD_COLUMNS = (*COORD_KEYS, "coord", *COORD_METRICS)
+"""The columns of ``coords.csv``: a row's identity, the coordinate's index, its summaries."""
+
+__all__ = ["COORDS_FILE", "META_FILE", "RESULTS_FILE", "RunWriter", "create_run_dir", "run_metadata", "write_atomic"]
 
 
 def create_run_dir(out: Path, label: str) -> Path:
@@ -60,58 +73,25 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _read_rows(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    try:
-        # as the exact text written, so that rewriting the table keeps earlier rows byte for byte
-        return pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--resume: {path} is not a readable results table ({exc})") from None
-
-
-def _lock_run_dir(run_dir: Path) -> object:
-    """Hold an exclusive lock on the run folder, so two processes never write into one run."""
-    import fcntl
-
-    handle = open(run_dir / ".lock", "w")  # noqa: SIM115 - held for the writer's lifetime
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise UsageError(f"{run_dir}: another rpbench process is writing into this run folder") from None
-    return handle
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never a partial file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def rows_to_frame(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
-    """Rows (dicts) to a frame whose columns keep first-seen order across rows."""
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    return pd.DataFrame(list(rows), columns=list(columns))
-
-
-def write_table(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
-    """Write rows as CSV (full float precision, round-trips exactly) atomically."""
-    write_atomic(path, rows_to_frame(rows).to_csv(index=False))
-
-
 def coordinate_rows(row: Mapping[str, object], coords: Mapping[str, torch.Tensor]) -> list[dict[str, object]]:
-    """The long-format rows of one result row: its keys plus one row per coordinate."""
-    keys = {k: row[k] for k in ("task", "estimator", "group", "samples", "batch", "seed", "device") if k in row}
+    """The long-format rows of one result row: its keys plus one row per coordinate (none for big groups)."""
+    if int(row.get("n_coords") or 0) > MAX_COORDS:
+        return []
+    keys = {k: row[k] for k in COORD_KEYS}
     columns = {name: values.cpu().numpy() for name, values in coords.items()}
     count = len(next(iter(columns.values())))
     return [{**keys, "coord": i, **{name: float(v[i]) for name, v in columns.items()}} for i in range(count)]
+
+
+def coordinate_rows_of(
+    rows: Sequence[Mapping[str, object]], coords: Mapping[str, Mapping[str, torch.Tensor]]
+) -> list[dict[str, object]]:
+    """The long-format rows of a cell's rows, for the groups that have per-coordinate summaries."""
+    return [c for row in rows if str(row["group"]) in coords for c in coordinate_rows(row, coords[str(row["group"])])]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _git_commit() -> str | None:
@@ -170,38 +150,78 @@ def run_metadata(options: Mapping[str, object], device: torch.device) -> dict[st
 
 
 class RunWriter:
-    """Accumulates rows of a run and keeps its files complete after every cell."""
+    """Writes one run folder: ``run.json``, then each table's header, then every cell's rows appended.
 
-    def __init__(self, run_dir: Path, metadata: Mapping[str, object], resume: bool = False) -> None:
+    The folder is locked for the writer's lifetime (:mod:`filelock`), so two processes never
+    write into one run.  With ``resume`` the tables are first repaired
+    (:func:`rpbench.tables.keep_complete_cells`): the rows of a cell whose write was cut are
+    dropped, so that the cell is measured again; ``expected`` gives each planned cell's row count.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        metadata: Mapping[str, object],
+        columns: Sequence[str],
+        resume: bool = False,
+        expected: Mapping[int, int] | None = None,
+    ) -> None:
         self.run_dir = run_dir
-        self._lock = _lock_run_dir(run_dir)
+        self._lock = lock_run_dir(run_dir)
         self.metadata = dict(metadata)
-        self.rows: list[dict[str, object]] = []
-        self.coord_rows: list[dict[str, object]] = []
-        if resume:
-            self.rows = _read_rows(run_dir / RESULTS_FILE)
-            self.coord_rows = _read_rows(run_dir / COORDS_FILE)
-            self.metadata.setdefault("resumed_utc", []).append(_now())
-        write_atomic(run_dir / META_FILE, json.dumps(self.metadata, indent=2, default=str) + "\n")
-
-    @property
-    def finished_cells(self) -> set[int]:
-        """``cell_seed`` of every cell with rows already written."""
-        return {int(row["cell_seed"]) for row in self.rows if str(row.get("cell_seed", "")).strip()}
+        self.finished_cells: set[int] = set()
+        results, coords = run_dir / RESULTS_FILE, run_dir / COORDS_FILE
+        try:
+            if resume:
+                self.finished_cells = _repair(results, coords, columns, expected or {})
+                self.metadata.setdefault("resumed_utc", []).append(_now())
+            self.results = AppendTable.open(results, columns)
+            self.coords = AppendTable.open(coords, COORD_COLUMNS)
+            write_atomic(run_dir / META_FILE, json.dumps(self.metadata, indent=2, default=str) + "\n")
+        except BaseException:
+            self._lock.release()
+            raise
 
     def add(self, rows: Sequence[Mapping[str, object]], coords: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
-        """Add one cell's rows and rewrite the tables."""
-        for row in rows:
-            self.rows.append(dict(row))
-            group = str(row["group"])
-            if group in coords and int(row.get("n_coords", 0)) <= MAX_COORDS:
-                self.coord_rows.extend(coordinate_rows(row, coords[group]))
-        write_table(self.run_dir / RESULTS_FILE, self.rows)
-        if self.coord_rows:
-            write_table(self.run_dir / COORDS_FILE, self.coord_rows)
+        """Append one cell's rows (and, first, their per-coordinate rows)."""
+        self.coords.append(coordinate_rows_of(rows, coords))
+        self.results.append(rows)  # last: a cell counts as finished once its result rows are in
 
     def finish(self, **extra: object) -> None:
-        """Record the end time (and anything else) in the sidecar."""
+        """Close the tables, record the end time (and anything else) in the sidecar, release the lock."""
+        self.results.close()
+        self.coords.close()
         self.metadata["finished_utc"] = _now()
         self.metadata.update(extra)
         write_atomic(self.run_dir / META_FILE, json.dumps(self.metadata, indent=2, default=str) + "\n")
+        self._lock.release()
+
+    def close(self) -> None:
+        """Close the tables (flushed to disk) and release the lock, finished or not."""
+        self.results.close()
+        self.coords.close()
+        self._lock.release()
+
+
+def _repair(results: Path, coords: Path, columns: Sequence[str], expected: Mapping[int, int]) -> set[int]:
+    """Keep the finished cells' rows of an interrupted run; their ``cell_seed``s."""
+    if not results.exists():
+        return set()
+    finished = keep_complete_cells(results, columns, expected, CELL_ID)
+    if coords.exists():
+        keep_cells(coords, finished, CELL_ID)
+    return finished
+
+
+def lock_run_dir(run_dir: Path) -> FileLock:
+    """Hold an exclusive lock on the run folder; a :class:`UsageError` that says what really failed."""
+    lock = FileLock(run_dir / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UsageError(f"{run_dir}: another rpbench process is writing into this run folder") from None
+    except OSError as exc:
+        raise UsageError(
+            f"{run_dir}: cannot lock {LOCK_FILE} there ({exc.strerror or exc}); the filesystem may not support locks"
+        ) from None
+    return lock

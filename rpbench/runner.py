@@ -8,12 +8,13 @@ up front, so bad input fails before anything is computed or written.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from rpbench import metrics
+from rpbench.columns import Column, result_columns
 from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, draw_estimates
 from rpbench.errors import UsageError
 from rpbench.estimators.base import Estimator
@@ -152,6 +153,48 @@ def cell_seed_of(cell: Cell, seed: int, samples: int, batch: int) -> int:
     return cell_seed(seed, task.name, task.config, estimator.name, estimator.config, samples, batch)
 
 
+def cell_keys(cell: Cell, samples: int, batch: int, seed: int, estimator_params: Sequence[str]) -> dict[str, object]:
+    """The configuration columns of a cell's rows (``group`` set per row), in CSV order.
+
+    Every estimator parameter of the plan has a column (empty where this estimator does not take
+    it).  Names cannot collide: the registry refuses parameters named like a run column or like
+    a parameter of the other kind (:mod:`rpbench.registry`).
+    """
+    task, estimator = cell.task, cell.estimator
+    return {
+        "task": task.name,
+        "estimator": estimator.name,
+        "biased": estimator.biased,
+        "group": None,
+        "samples": samples,
+        "batch": batch,
+        "seed": seed,
+        "device": str(task.device),
+        **task.config,
+        **{name: estimator.config.get(name) for name in estimator_params},
+        "cell_seed": cell_seed_of(cell, seed, samples, batch),
+    }
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as one line of at most 500 characters, for the ``error`` column."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+
+
+def failed_rows(cell: Cell, keys: Mapping[str, object], message: str) -> list[dict[str, object]]:
+    """A failed cell's rows: every configuration column, one row per group, ``status=failed``."""
+    return [{**keys, "group": group, "status": "failed", "error": message} for group in cell.task.theta]
+
+
+def plan_columns(plans: Sequence[Plan]) -> list[Column]:
+    """Every column of a run's ``results.csv`` for its plans (one per entry), in CSV order."""
+    task_params = [(p.name, p.kind) for the_plan in plans for cell in the_plan.cells for p in type(cell.task).params]
+    estimator_params = [
+        (p.name, p.kind) for the_plan in plans for cell in the_plan.cells for p in type(cell.estimator).params
+    ]
+    return result_columns(task_params, estimator_params)
+
+
 @dataclass
 class CellResult:
     """A finished cell: one row per parameter group, and per-coordinate summaries per group."""
@@ -189,19 +232,7 @@ def execute(
         this_seed = cell_seed_of(cell, seed, samples, batch)
         if this_seed in done:
             continue
-        keys: dict[str, object] = {
-            "task": task.name,
-            "estimator": estimator.name,
-            "biased": estimator.biased,
-            "group": None,  # set per row; here to keep the column order
-            "samples": samples,
-            "batch": batch,
-            "seed": seed,
-            "device": str(task.device),
-            **task.config,
-            **{name: estimator.config.get(name) for name in estimator_params},
-            "cell_seed": this_seed,
-        }
+        keys = cell_keys(cell, samples, batch, seed, estimator_params)
         try:
             truth = truth_of(task)
             exact_of = None if truth is None else truth.gradient
@@ -212,9 +243,7 @@ def execute(
                     "non-finite estimates: " + ", ".join(f"{g} {n} of {samples}" for g, n in bad.items() if n)
                 )
         except Exception as exc:  # a failing cell is recorded and the sweep goes on
-            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-            rows = [{**keys, "group": group, "status": "failed", "error": message} for group in task.theta]
-            yield CellResult(cell, rows, {})
+            yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {})
             continue
         rows, coords = [], {}
         for group, moments in draw.moments.items():

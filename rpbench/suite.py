@@ -115,18 +115,27 @@ def load_suite(path: Path) -> Suite:
         raise UsageError(f"--suite {path}: cannot read it ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    return parse_suite(data, str(path), path.stem)
+
+
+def parse_suite(data: Mapping[str, object], where: str = "suite", default_name: str = "suite") -> Suite:
+    """Validate a suite given as a mapping of the TOML file's shape (``{"suite": {...}, "run": [...]}``)."""
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{where}: a suite is a table with [suite] and [[run]] entries, not {type(data).__name__}")
     unknown = sorted(set(data) - {"suite", "run"})
     if unknown:
-        raise UsageError(f"{path}: unknown top-level key {unknown[0]!r}; expected [suite] and [[run]] tables")
+        raise UsageError(f"{where}: unknown top-level key {unknown[0]!r}; expected [suite] and [[run]] tables")
     header = data.get("suite", {})
     if not isinstance(header, dict):
-        raise UsageError(f"{path}: [suite] must be a table")
+        raise UsageError(f"{where}: [suite] must be a table")
     bad = sorted(set(header) - SUITE_KEYS)
     if bad:
-        raise UsageError(f"{path}: [suite] has unknown key {bad[0]!r}; expected keys: {', '.join(sorted(SUITE_KEYS))}")
+        raise UsageError(f"{where}: [suite] has unknown key {bad[0]!r}; expected keys: {', '.join(sorted(SUITE_KEYS))}")
     runs = data.get("run")
     if not isinstance(runs, list) or not runs:
-        raise UsageError(f"{path}: no [[run]] entries; each names a task and its grid")
+        raise UsageError(f"{where}: no [[run]] entries; each names a task and its grid")
+    if not all(isinstance(raw, Mapping) for raw in runs):
+        raise UsageError(f"{where}: each [[run]] entry is a table (task, params, estimators, ...)")
     defaults = {k: v for k, v in header.items() if k not in {"name", "description"}}
-    entries = [_entry(raw, defaults, f"{path}: run[{i}]") for i, raw in enumerate(runs, 1)]
-    return Suite(str(header.get("name", path.stem)), str(header.get("description", "")), entries)
+    entries = [_entry(raw, defaults, f"{where}: run[{i}]") for i, raw in enumerate(runs, 1)]
+    return Suite(str(header.get("name", default_name)), str(header.get("description", "")), entries)

@@ -12,7 +12,6 @@ from rich.table import Table
 from rpbench.estimators.base import Estimator
 from rpbench.metrics import HIGHER_IS_BETTER, SHOWN_METRICS
 from rpbench.params import ParamSpec, expand_grid, resolve_grid
-from rpbench.results import rows_to_frame
 from rpbench.tasks.base import CAPABILITIES, Task
 
 CPU = torch.device("cpu")
@@ -57,7 +56,7 @@ def summary_tables(
     The best value of each line is bold green; ``*`` marks a significantly biased row (its bias
     is more than 4 standard errors from zero).
     """
-    frame = rows_to_frame(rows)
+    frame = pd.DataFrame(list(rows))
     frame["_label"] = estimator_labels(frame, estimator_params)
     varying = [p for p in task_params if p in frame and frame[p].nunique(dropna=False) > 1]
     fixed = [f"{p}={frame[p].iloc[0]}" for p in task_params if p in frame and p not in varying]

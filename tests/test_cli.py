@@ -117,7 +117,7 @@ def test_a_vae_task_runs_from_the_command_line(tmp_path: Path, capsys: pytest.Ca
         str(tmp_path),
     ]
     code, out, _ = run_cli(args, capsys)
-    assert code == 0 and "group encoder" in out and "gumbel(tau=0.5)" in out
+    assert code == 0 and "group encoder" in out and "gumbel (tau=0.5)" in out
     table = pd.read_csv(only_run(tmp_path) / RESULTS_FILE)
     assert set(table["group"]) == {"encoder", "decoder"}
     assert (table["truth"] == "enumeration").all() and (table["exact_se"] == 0).all()

@@ -50,10 +50,56 @@ def test_serial_and_two_worker_runs_give_identical_csvs(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(serial, parallel, check_exact=True)
 
 
-def test_bad_worker_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_worker_options_leave_nothing_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for args, message in (
         (["--workers", "0"], "--workers 0"),
         (["--scheduler", "tcp://127.0.0.1:1"], "cannot connect"),
     ):
         code = exit_code(["run", "-e", "score", "-p", "fn=cos", "-K", "10", "--out", str(tmp_path / "x"), *args])
         assert code == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()  # connected (or refused) before any run folder was made
+
+
+DYING = """
+import os
+
+from rpbench import Estimator, register_estimator
+from rpbench.estimators.base import per_estimate_gradients
+
+
+@register_estimator
+class DiesOnSigmaTwo(Estimator):
+    \"\"\"Pathwise, except that its worker process dies outright (os._exit) on sigma = 2.\"\"\"
+
+    name = "dies-on-sigma-2"
+    summary = "pathwise; kills its process where sigma = 2"
+    reference = "a test"
+    needs = frozenset({"reparameterizable"})
+
+    def estimate(self, task, samples, batch, generator):
+        if task.config["sigma"] == 2:
+            os._exit(3)
+        noise = task.noise(generator, (samples, batch))
+        return per_estimate_gradients(lambda t, e: task.objective(t, task.sample(t, e)).mean(), task.theta, noise)
+"""
+
+
+@pytest.mark.dask
+@pytest.mark.slow
+def test_a_worker_that_dies_gives_full_failed_rows_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    plugin = tmp_path / "dying.py"
+    plugin.write_text(DYING)
+    args = ["run", "--plugin", str(plugin), "-e", "dies-on-sigma-2,score", "-p", "fn=cos", "-p", "sigma=1,2,3"]
+    code = exit_code(
+        [*args, "-p", "k=0.5", "-K", "50", "--repeats", "1", "--workers", "2", "-q", "--out", str(tmp_path)]
+    )
+    assert code == 1  # a failed cell: exit 1, not a traceback
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    table = pd.read_csv(run_dir / RESULTS_FILE)
+    failed = table[table["status"] == "failed"]
+    assert len(table) == 3 * 2 * 2 and len(failed) == 2  # every cell's rows; the dead cell's two groups
+    assert set(failed["estimator"]) == {"dies-on-sigma-2"} and set(failed["sigma"]) == {2.0}
+    assert set(failed["group"]) == {"mu", "sigma"} and failed["error"].str.contains("Killed|died|worker").all()
+    for column in ("task", "fn", "k", "dim", "mu", "samples", "batch", "seed", "device", "cell_seed"):
+        assert failed[column].notna().all(), column  # full configuration, not just task and seed
+    assert (table.loc[table["status"] == "ok", "variance"] >= 0).all()

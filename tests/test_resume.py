@@ -102,3 +102,23 @@ def test_resume_draws_with_the_runs_own_memory_budget(tmp_path: Path) -> None:
     default = pd.read_csv(default_dir / RESULTS_FILE)
     assert (default["chunk"] == 4000).all()
     assert not np.allclose(default["mean"], expected["mean"], rtol=1e-9, atol=0)  # other chunks, other draws
+
+
+def test_a_write_torn_mid_row_is_repaired_by_resume(tmp_path: Path) -> None:
+    """A real cut: results.csv truncated in the middle of a cell's second row (its first row complete)."""
+    args = ["run", "-e", "score,pathwise", "-p", "fn=cos,quadratic", "-p", "k=0.5", "-K", "300", "--repeats", "1"]
+    assert exit_code([*args, "-q", "--out", str(tmp_path)]) == 0
+    (run_dir,) = list(tmp_path.iterdir())
+    results = run_dir / RESULTS_FILE
+    expected = pd.read_csv(results)
+    text = results.read_bytes()
+    last_rows = text.rstrip(b"\n").rsplit(b"\n", 2)  # [..., the last cell's first row, its second row]
+    cut = len(text) - len(last_rows[-1]) // 2 - 1  # half of the last row gone
+    with open(results, "r+b") as handle:
+        handle.truncate(cut)
+    assert exit_code(["report", str(run_dir)]) == 2  # the views refuse a torn table (tests/views)
+    assert exit_code(["run", "--resume", str(run_dir), "-q"]) == 0
+    resumed = pd.read_csv(results)
+    pd.testing.assert_frame_equal(resumed.drop(columns=TIMING), expected.drop(columns=TIMING), check_exact=True)
+    coords = pd.read_csv(run_dir / "coords.csv")
+    assert len(coords) == len(resumed)  # D = 1: the torn cell's coordinates were not kept twice

@@ -1,0 +1,181 @@
+"""The Python API: ``rpbench.run``, ``load``, ``report``, ``plot``, ``compare``.
+
+The command line calls exactly these.  Every keyword of :func:`run` is an option of ``rpbench
+run`` (``estimators`` is ``--estimator``, ``params`` is ``--param``, ``plugins`` is
+``--plugin``); bad arguments raise :class:`rpbench.UsageError` with the one-line message the CLI
+prints.  Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rpbench.errors import UsageError
+from rpbench.options import parse_memory
+from rpbench.sweep import OnCell, Resolved, execute, resolve_resumed, resolve_suite, single_entry
+from rpbench.views.loader import Run, load_run, run_from_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from rpbench.views.compare import Comparison
+
+ParamValue = str | int | float
+Params = Mapping[str, ParamValue | Sequence[ParamValue]]
+
+
+def run(
+    task: str | None = None,
+    estimators: str | Sequence[str] | None = None,
+    params: Params | None = None,
+    samples: int | None = None,
+    batch: int | None = None,
+    seed: int = 0,
+    *,
+    suite: str | Path | Mapping[str, object] | None = None,
+    device: str = "cpu",
+    out: str | Path | None = None,
+    repeats: int | None = None,
+    level: float = 0.95,
+    max_memory: str | int | None = None,
+    plugins: Sequence[str] = (),
+    workers: int | None = None,
+    scheduler: str | None = None,
+    resume: str | Path | None = None,
+    on_cell: OnCell | None = None,
+) -> Run:
+    """Measure every (task configuration, estimator configuration, seed) cell; the run's results.
+
+    ``task``, ``estimators`` (``"all"``, ``"score,pathwise"``, ``"score+ma:decay=0.9,0.99"`` or a
+    list of such), ``params`` (``{"sigma": [1.0, 2.0], "fn": "cos"}``: a list sweeps), ``samples``
+    (K, default 1000), ``batch`` (n, default 1), ``seed`` and ``repeats`` (timed repeats, default
+    3) define one entry; ``suite`` (a TOML file, or a mapping of its shape) defines several instead.
+    ``out`` is the folder under which a new run folder is written (``None``: nothing is written;
+    the results stay in memory).  ``resume`` finishes an interrupted run folder as it was planned.
+    ``workers``/``scheduler`` run cells on Dask.  ``on_cell`` is called with a
+    :class:`rpbench.sweep.CellReport` after every finished cell (a progress bar, MLflow, W&B).
+    """
+    if not 0.0 < level < 1.0:
+        raise UsageError(f"--level {level}: a confidence level lies in (0, 1), e.g. 0.95")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: need at least 1 worker process")
+    given = {
+        "--task": task,
+        "--estimator": estimators,
+        "--param": params,
+        "--samples": samples,
+        "--batch": batch,
+        "--repeats": repeats,
+    }
+    if resume is not None:
+        if any(value is not None for value in (*given.values(), suite, max_memory, out)):
+            raise UsageError(f"--resume {resume} continues that run as it was planned; drop the other run options")
+        resolved = resolve_resumed(Path(resume))
+        execute(resolved, None, Path(resume), workers, scheduler, on_cell)
+        return load_run(Path(resume))
+    memory = parse_memory(max_memory) if max_memory is not None else None
+    if suite is not None:
+        extra = [flag for flag, value in given.items() if value is not None]
+        if extra:
+            raise UsageError(f"--suite {suite} defines tasks, estimators and budgets; drop {', '.join(extra)}")
+        entries, label, where = resolve_suite(suite)
+    else:
+        entry = single_entry(task, _estimator_list(estimators), _param_lists(params), samples, batch, seed, repeats)
+        entries, label, where = [entry], entry.task, None
+    resolved = Resolved(entries, label, where, device, level, plugins=list(plugins))
+    if memory is not None:
+        resolved.max_memory = memory
+    outcome = execute(resolved, None if out is None else Path(out), None, workers, scheduler, on_cell)
+    if outcome.path is not None:
+        return load_run(outcome.path)
+    return run_from_text(outcome.results_text or "", outcome.coords_text, outcome.meta, source="<memory>")
+
+
+def _estimator_list(estimators: str | Sequence[str] | None) -> list[str] | None:
+    if estimators is None:
+        return None
+    if isinstance(estimators, str):
+        return [estimators]
+    if not all(isinstance(e, str) for e in estimators):
+        raise UsageError(f"--estimator {estimators!r}: give estimator specs as strings, e.g. 'score,pathwise'")
+    return list(estimators)
+
+
+def _param_lists(params: Params | None) -> dict[str, list[str]]:
+    """``{"sigma": [1, 2], "fn": "cos"}`` as the text lists ``--param`` gives (a list sweeps)."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise UsageError(f"--param {params!r}: give a mapping such as {{'sigma': [1.0, 2.0], 'fn': 'cos'}}")
+    lists: dict[str, list[str]] = {}
+    for key, value in params.items():
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        if not values:
+            raise UsageError(f"--param {key}: empty list; give at least one value")
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, str | int | float)]
+        if bad:
+            raise UsageError(f"--param {key}={bad[0]!r}: expected a number or a string (or a list of them)")
+        lists[str(key)] = [str(v) for v in values]
+    return lists
+
+
+def load(path: str | Path) -> Run:
+    """A run folder (or its ``results.csv``) as a :class:`Run`, checked as it is read."""
+    return load_run(path)
+
+
+def _as_run(run: Run | str | Path) -> Run:
+    return run if isinstance(run, Run) else load_run(run)
+
+
+def report(
+    run: Run | str | Path,
+    metric: str = "variance",
+    group: str | None = None,
+    relative_to: str | None = None,
+    columns: Sequence[str] | None = None,
+    where: Sequence[str] = (),
+    format: str | None = None,  # the CLI's --format
+) -> pd.DataFrame | str:
+    """The publication table of ``metric``: a DataFrame, or with ``format`` (markdown, latex, csv) its text."""
+    from rpbench.views.report import report_frame, report_text
+
+    selected = _as_run(run).where(list(where))
+    keys = list(columns) if columns is not None else None
+    if format is None:
+        return report_frame(selected, metric=metric, relative_to=relative_to, group=group, columns=keys)
+    return report_text(selected, metric=metric, fmt=format, relative_to=relative_to, group=group, columns=keys)
+
+
+def plot(
+    run: Run | str | Path,
+    x: str = "sigma",
+    metric: str = "variance",
+    group: str | None = None,
+    where: Sequence[str] = (),
+    out: str | Path | None = None,
+) -> Figure:
+    """The metric against a swept parameter, one line per estimator, with CI bands (saved to ``out`` if given)."""
+    from rpbench.views.plot import plot_figure, save_figure
+
+    figure = plot_figure(_as_run(run).where(list(where)), x=x, metric=metric, group=group)
+    if out is not None:
+        save_figure(figure, Path(out))
+    return figure
+
+
+def compare(
+    baseline: Run | str | Path,
+    new: Run | str | Path,
+    metrics: str | Sequence[str] = ("variance", "bias"),
+    tolerance: float = 0.1,
+    speed_tolerance: float = 1.0,
+    level: float = 0.99,
+) -> Comparison:
+    """The statistical regression gate: ``.table`` (a DataFrame of every comparison) and ``.failed``."""
+    from rpbench.views.compare import compare_runs
+
+    return compare_runs(_as_run(baseline), _as_run(new), metrics, tolerance, speed_tolerance, level)

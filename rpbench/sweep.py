@@ -1,0 +1,348 @@
+"""Run a sweep end to end: what to run, its plan, its run folder, its cells (serially or on Dask).
+
+:func:`rpbench.run` (and through it ``rpbench run``) comes here.  The steps, each a function:
+
+1. :func:`resolve` — the entries to run, from a resumed run folder, a suite, or one task's options;
+2. :func:`plan_entries` — every entry planned (bad input fails here, before anything is written);
+3. :func:`execute` — connect to Dask (if asked), open the writer (a run folder, or memory),
+   measure every cell not finished yet, append its rows, report it through ``on_cell``.
+
+Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from rpbench import runner
+from rpbench.columns import Column
+from rpbench.engine import DEFAULT_MAX_MEMORY
+from rpbench.errors import UsageError
+from rpbench.options import parse_memory, resolve_device
+from rpbench.registry import load_builtins, load_plugin
+from rpbench.results import COORD_COLUMNS, META_FILE, RunWriter, coordinate_rows_of, create_run_dir, run_metadata
+from rpbench.runner import (
+    Cell,
+    Plan,
+    cell_keys,
+    cell_seed_of,
+    error_text,
+    failed_rows,
+    parse_estimators,
+    plan,
+    plan_columns,
+    plan_estimator_params,
+)
+from rpbench.suite import Entry, load_suite, parse_suite
+from rpbench.tables import AppendTable
+
+Rows = list[dict[str, object]]
+
+
+@dataclass(frozen=True)
+class CellReport:
+    """What ``on_cell`` receives after each finished cell: its rows and the sweep's progress."""
+
+    rows: Rows
+    done: int
+    total: int
+    failed: int
+    """Cells of the run that failed so far."""
+
+
+OnCell = Callable[[CellReport], None]
+
+
+@dataclass
+class Resolved:
+    """A run's validated options: its entries and how to measure them."""
+
+    entries: list[Entry]
+    label: str
+    suite: str | None = None
+    device: str = "cpu"
+    level: float = 0.95
+    max_memory: int = DEFAULT_MAX_MEMORY
+    plugins: list[str] = field(default_factory=list)
+
+    def options(self) -> dict[str, object]:
+        """What ``run.json`` records under ``options`` (and ``--resume`` reads back)."""
+        return {
+            "suite": self.suite,
+            "entries": [vars(entry) for entry in self.entries],
+            "device": self.device,
+            "level": self.level,
+            "max_memory": self.max_memory,
+            "plugin": list(self.plugins),
+        }
+
+
+@dataclass
+class Outcome:
+    """A finished sweep: where it was written (or its tables' text), its sidecar and its tallies."""
+
+    path: Path | None
+    meta: dict[str, object]
+    results_text: str | None
+    coords_text: str | None
+    rows: int
+    failed: Rows
+    skipped: list[str]
+
+
+def load_plugins(plugins: Sequence[str]) -> None:
+    """Register the built-ins and every plugin (a ``.py`` file or a module name)."""
+    load_builtins()
+    for plugin in plugins:
+        load_plugin(plugin)
+
+
+def single_entry(
+    task: str | None,
+    estimators: Sequence[str] | None,
+    params: Mapping[str, Sequence[str]] | None,
+    samples: int | None,
+    batch: int | None,
+    seed: int,
+    repeats: int | None,
+) -> Entry:
+    """The one entry of a run given by task, estimators, parameters and budget (defaults filled in)."""
+    entry = Entry(
+        task=task or "gaussian",
+        params={key: [str(v) for v in values] for key, values in (params or {}).items()},
+        estimators=list(estimators or ["all"]),
+        samples=1000 if samples is None else samples,
+        batch=1 if batch is None else batch,
+        seeds=[seed],
+        repeats=3 if repeats is None else repeats,
+    )
+    if entry.samples < 2:
+        raise UsageError(f"--samples {entry.samples}: need K >= 2 independent estimates to measure a variance")
+    if entry.batch < 1:
+        raise UsageError(f"--batch {entry.batch}: need n >= 1 samples per estimate")
+    if entry.repeats < 1:
+        raise UsageError(f"--repeats {entry.repeats}: need at least 1 timed repeat")
+    return entry
+
+
+def read_run_options(run_dir: Path) -> dict:
+    """The options a run folder was started with (its ``run.json``); a :class:`UsageError` if unusable."""
+    try:
+        options = json.loads((run_dir / META_FILE).read_text())["options"]
+        missing = [key for key in ("entries", "device", "level") if key not in options]
+        if missing:
+            raise KeyError(missing[0])
+    except FileNotFoundError:
+        raise UsageError(
+            f"--resume {run_dir}: no {META_FILE} there; give a run folder that rpbench run created"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--resume {run_dir}: {META_FILE} is damaged or from another version ({exc!r})") from None
+    return options
+
+
+def resolve_resumed(run_dir: Path) -> Resolved:
+    """The options of the run folder ``run_dir``, to finish it as it was planned."""
+    saved = read_run_options(run_dir)
+    try:
+        entries = [Entry(**entry) for entry in saved["entries"]]
+    except TypeError as exc:
+        raise UsageError(f"--resume {run_dir}: {META_FILE} is damaged or from another version ({exc})") from None
+    return Resolved(
+        entries,
+        "",
+        saved.get("suite"),
+        str(saved["device"]),
+        float(saved["level"]),
+        parse_memory(saved.get("max_memory", DEFAULT_MAX_MEMORY)),
+        list(saved.get("plugin", [])),
+    )
+
+
+def resolve_suite(suite: Path | str | Mapping[str, object]) -> tuple[list[Entry], str, str]:
+    """A suite file or a mapping of the same shape: its entries, its name and how to cite it in errors."""
+    if isinstance(suite, Mapping):
+        loaded = parse_suite(suite)
+        return loaded.entries, loaded.name, "suite"
+    loaded = load_suite(Path(suite))
+    return loaded.entries, loaded.name, str(suite)
+
+
+def plan_entries(entries: Sequence[Entry], device: torch.device, where: str | None) -> list[Plan]:
+    """Every entry's plan; a :class:`UsageError` naming the suite entry where one is bad."""
+    plans = []
+    for i, entry in enumerate(entries, 1):
+        try:
+            plans.append(plan(entry.task, entry.params, parse_estimators(entry.estimators), entry.batch, device))
+        except UsageError as exc:
+            raise UsageError(f"{where}: run[{i}]: {exc}" if where else str(exc)) from None
+    return plans
+
+
+@dataclass(frozen=True)
+class Job:
+    """One cell of the sweep to measure."""
+
+    entry: Entry
+    index: int
+    seed: int
+    cell: Cell
+    estimator_params: tuple[str, ...]
+
+    @property
+    def cell_seed(self) -> int:
+        """The cell's generator seed (its identity on resume)."""
+        return cell_seed_of(self.cell, self.seed, self.entry.samples, self.entry.batch)
+
+
+def all_jobs(entries: Sequence[Entry], plans: Sequence[Plan]) -> list[Job]:
+    """Every (entry, cell, seed) of the sweep, in plan order."""
+    return [
+        Job(entry, index, seed, cell, params)
+        for entry, the_plan in zip(entries, plans, strict=True)
+        for params in [tuple(plan_estimator_params(the_plan.cells))]
+        for seed in entry.seeds
+        for index, cell in enumerate(the_plan.cells)
+    ]
+
+
+class MemoryWriter:
+    """The writer of a run that writes nothing (``out=None``): its tables kept in memory, as CSV text."""
+
+    def __init__(self, metadata: Mapping[str, object], columns: Sequence[str]) -> None:
+        self.metadata = dict(metadata)
+        self.finished_cells: set[int] = set()
+        self.results = AppendTable.in_memory(columns)
+        self.coords = AppendTable.in_memory(COORD_COLUMNS)
+
+    def add(self, rows: Rows, coords: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
+        """Keep one cell's rows."""
+        self.coords.append(coordinate_rows_of(rows, coords))
+        self.results.append(rows)
+
+    def finish(self, **extra: object) -> None:
+        """Record what the sidecar would."""
+        self.metadata.update(extra)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _measure(jobs: Sequence[Job], resolved: Resolved, client: object | None) -> Iterator[tuple[Job, Rows, dict]]:
+    """Each job's rows and per-coordinate summaries, in order: serially here, or on the Dask client."""
+    if client is None:
+        for job in jobs:
+            entry = job.entry
+            (result,) = runner.execute(
+                [job.cell],
+                entry.samples,
+                entry.batch,
+                job.seed,
+                entry.repeats,
+                resolved.level,
+                estimator_params=job.estimator_params,
+                max_memory=resolved.max_memory,
+            )
+            yield job, result.rows, result.coords
+        return
+    from rpbench.distributed import Job as RemoteJob
+    from rpbench.distributed import run_parallel
+
+    remote = [RemoteJob(job.entry, job.index, job.seed) for job in jobs]
+    outcomes = run_parallel(client, remote, resolved.device, resolved.level, resolved.plugins, resolved.max_memory)  # type: ignore[arg-type]
+    for job, (_, outcome) in zip(jobs, outcomes, strict=True):  # both in plan order
+        if isinstance(outcome, BaseException):  # the worker raised or died: full failed rows, the sweep goes on
+            keys = cell_keys(job.cell, job.entry.samples, job.entry.batch, job.seed, job.estimator_params)
+            yield job, failed_rows(job.cell, keys, error_text(outcome)), {}
+        else:
+            yield job, *outcome
+
+
+def execute(
+    resolved: Resolved,
+    out: Path | None,
+    resume: Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    on_cell: OnCell | None = None,
+) -> Outcome:
+    """Plan, open the writer, measure every cell not yet finished, and close the run."""
+    load_plugins(resolved.plugins)
+    device = resolve_device(resolved.device)
+    plans = plan_entries(resolved.entries, device, resolved.suite)
+    columns = plan_columns(plans)
+    jobs = all_jobs(resolved.entries, plans)
+    client = None
+    if workers is not None or scheduler is not None:
+        from rpbench.distributed import connect
+
+        client = connect(workers, scheduler)  # before anything is created: a bad scheduler leaves nothing
+    try:
+        writer = _open_writer(resolved, columns, device, out, resume, jobs)
+        try:
+            skipped = [reason for the_plan in plans for reason in the_plan.skipped]
+            return _run_jobs(writer, jobs, resolved, client, on_cell, skipped)
+        finally:
+            writer.close()
+    finally:
+        if client is not None:
+            from rpbench.distributed import disconnect
+
+            disconnect(client)
+
+
+def _open_writer(
+    resolved: Resolved,
+    columns: Sequence[Column],
+    device: torch.device,
+    out: Path | None,
+    resume: Path | None,
+    jobs: Sequence[Job],
+) -> RunWriter | MemoryWriter:
+    names = [column.name for column in columns]
+    if resume is not None:
+        meta = json.loads((resume / META_FILE).read_text())
+        if meta.get("columns") != [column.to_json() for column in columns]:
+            raise UsageError(
+                f"--resume {resume}: the run's columns differ from what its options plan now "
+                "(another rpbench version or other plugins); finish it with the version that started it"
+            )
+        expected = {job.cell_seed: len(job.cell.task.theta) for job in jobs}
+        return RunWriter(resume, meta, names, resume=True, expected=expected)
+    metadata = {**run_metadata(resolved.options(), device), "columns": [column.to_json() for column in columns]}
+    if out is None:
+        return MemoryWriter(metadata, names)
+    return RunWriter(create_run_dir(out, resolved.label), metadata, names)
+
+
+def _run_jobs(
+    writer: RunWriter | MemoryWriter,
+    jobs: Sequence[Job],
+    resolved: Resolved,
+    client: object | None,
+    on_cell: OnCell | None,
+    skipped: list[str],
+) -> Outcome:
+    started = time.perf_counter()
+    todo = [job for job in jobs if job.cell_seed not in writer.finished_cells]
+    done = len(jobs) - len(todo)
+    rows_written, failed, failed_cells = 0, [], 0
+    for _job, rows, coords in _measure(todo, resolved, client):
+        writer.add(rows, coords)
+        done += 1
+        rows_written += len(rows)
+        bad = [row for row in rows if row.get("status") == "failed"]
+        failed += bad
+        failed_cells += bool(bad)
+        if on_cell is not None:
+            on_cell(CellReport(rows, done, len(jobs), failed_cells))
+    writer.finish(cells=len(jobs), skipped=skipped, seconds=time.perf_counter() - started)
+    path = writer.run_dir if isinstance(writer, RunWriter) else None
+    texts = (None, None) if isinstance(writer, RunWriter) else (writer.results.text(), writer.coords.text())
+    return Outcome(path, writer.metadata, *texts, rows_written, failed, skipped)
