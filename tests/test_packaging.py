@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 import tomllib
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -58,10 +60,15 @@ def _third_party_imports(folder: str) -> dict[str, set[str]]:
     return found
 
 
+@functools.cache
+def _installed() -> Mapping[str, list[str]]:
+    return metadata.packages_distributions()
+
+
 def _distribution(module: str) -> str:
     if module in DISTRIBUTIONS:
         return DISTRIBUTIONS[module]
-    installed = metadata.packages_distributions().get(module)
+    installed = _installed().get(module)
     return (installed[0] if installed else module).lower().replace("_", "-")
 
 
