@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -43,12 +45,35 @@ def test_every_lane_gets_its_own_noise() -> None:
     assert draws["mu"].unique().numel() == 100
 
 
+CITATION = re.compile(r"\s*(?P<author>[A-Z][\w-]+)[^;]*?\b(?P<year>(?:19|20)\d\d)\b")
+"""One entry of ``reference``: a first author's surname, then the year (``Kool, van Hoof & Welling 2019``)."""
+
+
+def cites(docstring: str, author: str, year: str) -> bool:
+    """Whether the docstring names ``author`` with ``year`` after it (``Williams (1992)``, ``Kool … 2019``)."""
+    return re.search(rf"\b{author}\b[^()]{{0,80}}\(?{year}\b", " ".join(docstring.split())) is not None
+
+
 def test_every_builtin_estimator_declares_itself() -> None:
+    """Name, summary, and a docstring that cites, author and year, every paper its ``reference`` names."""
     load_builtins()
     for name, cls in ESTIMATORS.items():
         assert cls.name == name
         assert cls.summary and cls.reference
-        assert cls.__doc__ and any(ch.isdigit() for ch in cls.__doc__), f"{name} cites no paper year"
+        entries = [CITATION.match(entry) for entry in cls.reference.split(";")]
+        assert entries and all(entries), f"{name}: reference {cls.reference!r} is not 'Author [et al.] YEAR; ...'"
+        for entry in entries:
+            assert cls.__doc__ and cites(cls.__doc__, entry["author"], entry["year"]), (name, entry.group(0))
+
+
+def test_the_citation_check_can_fail() -> None:
+    """A docstring with digits but no matching citation fails; the wrong year or author fails."""
+    assert cites("Williams (1992), REINFORCE.", "Williams", "1992")
+    assert not cites("Uses 2 samples per estimate; see §4.", "Williams", "1992")
+    assert not cites("Williams (1993).", "Williams", "1992")
+    assert not cites("Glynn (1992).", "Williams", "1992")
+    assert CITATION.match("Kool, van Hoof & Welling 2019")["author"] == "Kool"
+    assert CITATION.match("see the README") is None
 
 
 def test_why_not_names_the_missing_capability() -> None:
