@@ -55,10 +55,11 @@ regress: setup ## run tasks/ci.toml and compare it with the committed baseline (
 	$(BIN)/rpbench run --suite tasks/ci.toml --out results/regress --quiet
 	$(BIN)/rpbench compare results/baseline/ci.csv "$$(ls -d results/regress/*/ | tail -n 1)"
 
-baseline: setup ## refresh results/baseline/ci.csv from tasks/ci.toml (commit the result)
+baseline: setup ## refresh results/baseline/ci.csv and its sidecar ci.json from tasks/ci.toml (commit both)
 	rm -rf results/regress
 	$(BIN)/rpbench run --suite tasks/ci.toml --out results/regress --quiet
 	cp "$$(ls -d results/regress/*/ | tail -n 1)results.csv" results/baseline/ci.csv
+	cp "$$(ls -d results/regress/*/ | tail -n 1)run.json" results/baseline/ci.json
 
 gpu-check: setup ## on a CUDA machine: CUDA tests and a CPU-vs-GPU benchmark table
 	PYTHON=$(BIN)/python scripts/gpu_check.sh

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 
-import pandas as pd
 import pytest
 import torch
 
@@ -53,19 +50,6 @@ def vae(name: str, **config: object) -> Task:
     cls = get_task(name)
     full = {p.name: p.default_values[0] for p in cls.params} | {"minibatch": 4, "hidden": 16} | config
     return cls(full, CPU)
-
-
-def shared_run(factory: pytest.TempPathFactory, args: list[str]) -> pd.DataFrame:
-    """``rpbench run ARGS`` in-process, once per test session (test_report.py and test_plot.py share runs)."""
-    from rpbench.report import load_results
-
-    out = factory.getbasetemp() / f"run-{hashlib.sha1(' '.join(args).encode()).hexdigest()[:12]}"
-    if not out.exists():
-        staging = factory.mktemp("staging")
-        assert exit_code(["run", *args, "--out", str(staging), "-q"]) == 0, "rpbench run failed"
-        os.replace(staging, out)
-    (run_dir,) = list(out.iterdir())
-    return load_results(run_dir)
 
 
 TIMING = [

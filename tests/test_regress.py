@@ -55,3 +55,18 @@ def test_unusable_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     baseline = run_suite(tmp_path, "baseline")
     assert exit_code(["compare", str(baseline), str(tmp_path / "nothing.csv")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_the_committed_baseline_loads_and_has_the_columns_the_ci_suite_plans_today() -> None:
+    """`make regress` compares with results/baseline/ci.csv + ci.json: both must match the code."""
+    import rpbench
+    from rpbench.runner import plan_columns
+    from rpbench.suite import load_suite
+    from rpbench.sweep import plan_entries
+
+    root = Path(__file__).resolve().parents[1]
+    baseline = rpbench.load(root / "results" / "baseline" / "ci.csv")
+    entries = load_suite(root / "tasks" / "ci.toml").entries
+    planned = plan_columns(plan_entries(entries, torch.device("cpu"), "tasks/ci.toml"))
+    assert baseline.meta["columns"] == [column.to_json() for column in planned]
+    assert set(baseline.results["status"]) == {"ok"} and len(baseline.results) == 94

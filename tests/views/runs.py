@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import pytest
 
-from rpbench.columns import result_columns
 from rpbench.views.loader import Run, load_run
 from tests.conftest import exit_code
 
 
-def add_columns(run_dir: Path) -> None:
-    """Record the column roles in ``run.json`` where the writer did not (runs before it did).
-
-    The types come from the registry's parameter specs, as the writer's own do.
-    """
-    meta_path = run_dir / "run.json"
-    meta = json.loads(meta_path.read_text())
-    if "columns" in meta:
-        return
-    from rpbench.registry import ESTIMATORS, TASKS, load_builtins
-
-    load_builtins()
-    header = (run_dir / "results.csv").read_text().splitlines()[0].split(",")
-    params = header[header.index("device") + 1 : header.index("cell_seed")]
-    tasks = {p.name: p.kind for cls in TASKS.values() for p in cls.params}
-    estimators = {p.name: p.kind for cls in ESTIMATORS.values() for p in cls.params}
-    task_params = [(p, tasks[p]) for p in params if p in tasks]
-    estimator_params = [(p, estimators[p]) for p in params if p not in tasks]
-    meta["columns"] = [c.to_json() for c in result_columns(task_params, estimator_params)]
-    meta_path.write_text(json.dumps(meta, indent=2))
-
-
 def run_folder(out: Path, args: list[str]) -> Path:
-    """``rpbench run ARGS --out OUT -q`` in-process; the run folder it wrote (with its column roles)."""
+    """``rpbench run ARGS --out OUT -q`` in-process; the run folder it wrote."""
     assert exit_code(["run", *args, "--out", str(out), "-q"]) == 0, "rpbench run failed"
     (run_dir,) = list(out.iterdir())
-    add_columns(run_dir)
     return run_dir
 
 
