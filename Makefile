@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint format bench bench-compare bench-peers bench-memory regress baseline gpu-check clean
+.PHONY: setup run test test-fast lint format bench bench-compare bench-peers bench-memory regress baseline gpu-check clean
 
 setup: $(STAMP)
 
@@ -22,9 +22,13 @@ run: setup ## the main job: every estimator on the default Gaussian sweep
 test: setup lint
 	$(BIN)/python -m pytest -q --benchmark-disable
 
-lint: setup
+test-fast: setup ## the inner loop: every test not marked slow or dask, no lint (under a minute)
+	$(BIN)/python -m pytest -q --benchmark-disable -m "not slow and not dask"
+
+lint: setup ## ruff (check + format) and mypy (settings in pyproject.toml)
 	$(BIN)/ruff check rpbench tests scripts
 	$(BIN)/ruff format --check rpbench tests scripts
+	$(BIN)/mypy rpbench
 
 format: setup
 	$(BIN)/ruff format rpbench tests scripts

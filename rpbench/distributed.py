@@ -21,6 +21,8 @@ from rpbench.suite import Entry
 if TYPE_CHECKING:
     from dask.distributed import Client
 
+    from rpbench.runner import Plan
+
 
 @dataclass(frozen=True)
 class Job:
@@ -31,10 +33,10 @@ class Job:
     seed: int
 
 
-_PLANS: dict[tuple[str, str, tuple[str, ...]], object] = {}
+_PLANS: dict[tuple[str, str, tuple[str, ...]], Plan] = {}
 
 
-def _plan(entry: Entry, device: str, plugins: tuple[str, ...]):
+def _plan(entry: Entry, device: str, plugins: tuple[str, ...]) -> Plan:
     """The entry's plan in this process, planned once (tasks and their truths are cached with it)."""
     from rpbench.options import resolve_device
     from rpbench.registry import load_builtins, load_plugin

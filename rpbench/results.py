@@ -25,6 +25,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,7 @@ def _now() -> str:
 
 def coordinate_rows(row: Mapping[str, object], coords: Mapping[str, torch.Tensor]) -> list[dict[str, object]]:
     """The long-format rows of one result row: its keys plus one row per coordinate (none for big groups)."""
-    if int(row.get("n_coords") or 0) > MAX_COORDS:
+    if cast(int, row.get("n_coords") or 0) > MAX_COORDS:
         return []
     keys = {k: row[k] for k in COORD_KEYS}
     columns = {name: values.cpu().numpy() for name, values in coords.items()}
@@ -88,10 +89,6 @@ def coordinate_rows_of(
 ) -> list[dict[str, object]]:
     """The long-format rows of a cell's rows, for the groups that have per-coordinate summaries."""
     return [c for row in rows if str(row["group"]) in coords for c in coordinate_rows(row, coords[str(row["group"])])]
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _git_commit() -> str | None:
@@ -168,7 +165,7 @@ class RunWriter:
     ) -> None:
         self.run_dir = run_dir
         self._lock = lock_run_dir(run_dir)
-        self.metadata = dict(metadata)
+        self.metadata: dict[str, Any] = dict(metadata)
         self.finished_cells: set[int] = set()
         results, coords = run_dir / RESULTS_FILE, run_dir / COORDS_FILE
         try:

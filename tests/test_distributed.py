@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("distributed")
-
 from rpbench.results import RESULTS_FILE
 from tests.conftest import TIMING, exit_code
+
+pytestmark = pytest.mark.slow  # clusters start in seconds, a dead scheduler times out in 10
 
 SUITE = """
 [suite]
@@ -85,7 +86,6 @@ class DiesOnSigmaTwo(Estimator):
 
 
 @pytest.mark.dask
-@pytest.mark.slow
 def test_a_worker_that_dies_gives_full_failed_rows_and_the_sweep_goes_on(tmp_path: Path) -> None:
     plugin = tmp_path / "dying.py"
     plugin.write_text(DYING)

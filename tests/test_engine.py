@@ -118,6 +118,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, draw.chunk)
 """
 
 
+@pytest.mark.slow
 def test_peak_memory_is_flat_in_k() -> None:
     """Ten times the estimates, same peak.
 

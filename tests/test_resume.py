@@ -38,6 +38,7 @@ def rows(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_kill_midway_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     suite = tmp_path / "resume.toml"
     suite.write_text(SUITE)
@@ -84,6 +85,7 @@ def test_resume_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "drop the other run options" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_draws_with_the_runs_own_memory_budget(tmp_path: Path) -> None:
     """--max-memory decides the chunks (and so the draws): a resume must reuse the saved budget."""
     args = ["run", "-e", "score,pathwise", "-p", "dim=64", "-p", "fn=cos", "-K", "4000", "--repeats", "1", "-q"]
