@@ -86,12 +86,17 @@ def result_columns(
     """Every column of a run's ``results.csv``, in order, for its task and estimator parameters.
 
     Parameters come as ``(name, type)`` pairs in first-seen order (a name seen twice keeps its
-    first place).
+    first place).  A name that is both a task and an estimator parameter, or a run column, would
+    make two columns of one name: a ``ValueError`` (the registry refuses such parameters first).
     """
+    tasks, estimators = dict(task_params), dict(estimator_params)
+    clash = sorted((set(tasks) & set(estimators)) | ((set(tasks) | set(estimators)) & RESERVED))
+    if clash:
+        raise ValueError(f"parameter name(s) {', '.join(clash)} would name two columns of results.csv")
     columns = [Column(name, "key", "bool" if name == "biased" else "str", "identity") for name in IDENTITY]
     columns += [Column(name, "key", "str" if name == "device" else "int", "run") for name in RUN_KEYS]
-    columns += [Column(n, "key", _typed(t), "task") for n, t in dict(task_params).items()]
-    columns += [Column(n, "key", _typed(t), "estimator") for n, t in dict(estimator_params).items()]
+    columns += [Column(n, "key", _typed(t), "task") for n, t in tasks.items()]
+    columns += [Column(n, "key", _typed(t), "estimator") for n, t in estimators.items()]
     columns.append(Column(CELL_ID, "outcome", "int"))
     columns += [Column(name, "outcome", _OUTCOME_TYPES[name]) for name in OUTCOME]
     columns.append(Column("setup_seconds", "timing", "float"))

@@ -29,7 +29,7 @@ from pathlib import Path
 from rpbench.errors import UsageError
 
 SUITE_KEYS = {"name", "description", "samples", "batch", "seeds", "repeats"}
-RUN_KEYS = {"task", "params", "estimators", "samples", "batch", "seeds", "repeats"}
+ENTRY_KEYS = {"task", "params", "estimators", "samples", "batch", "seeds", "repeats"}
 
 
 @dataclass
@@ -67,9 +67,9 @@ def _scalar_text(value: object, where: str) -> str:
 
 
 def _entry(raw: Mapping[str, object], defaults: Mapping[str, object], where: str) -> Entry:
-    unknown = sorted(set(raw) - RUN_KEYS)
+    unknown = sorted(set(raw) - ENTRY_KEYS)
     if unknown:
-        raise UsageError(f"{where}: unknown key {unknown[0]!r}; expected keys: {', '.join(sorted(RUN_KEYS))}")
+        raise UsageError(f"{where}: unknown key {unknown[0]!r}; expected keys: {', '.join(sorted(ENTRY_KEYS))}")
     merged = {**defaults, **raw}
     task = merged.get("task")
     if not isinstance(task, str) or not task:

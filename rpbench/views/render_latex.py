@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rpbench.views.constants import MISSING
 from rpbench.views.numbers import Number
-from rpbench.views.report_cells import Cell, notes, row_label
+from rpbench.views.report_cells import TableCell, notes, row_label
 from rpbench.views.report_layout import Grid
 
 LATEX_SPECIALS = {
@@ -46,7 +46,7 @@ def _number(number: Number, relative: bool) -> str:
     return f"${text}{suffix}$".replace("∞", r"\infty").replace("−", "-")
 
 
-def _cell(cell: Cell | None, relative: bool) -> str:
+def _cell(cell: TableCell | None, relative: bool) -> str:
     if cell is None:
         return "--"
     text = _number(cell.number, relative)
@@ -77,7 +77,7 @@ def _header_rows(grid: Grid) -> list[str]:
     return lines or [r"estimator & value \\"]
 
 
-def render_latex(grid: Grid, cells: dict[tuple[str, int], Cell], description: str, relative: bool) -> str:
+def render_latex(grid: Grid, cells: dict[tuple[str, int], TableCell], description: str, relative: bool) -> str:
     """A complete booktabs ``tabular`` (ASCII only); caption as a comment, footnotes in a last row."""
     width = len(grid.columns) + 1
     body = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rpbench.views.constants import MISSING
 from rpbench.views.numbers import Number
-from rpbench.views.report_cells import Cell, header, notes, row_label
+from rpbench.views.report_cells import TableCell, header, notes, row_label
 from rpbench.views.report_layout import Grid
 
 
@@ -15,7 +15,7 @@ def _number(number: Number, relative: bool) -> str:
     return text + ("×" if relative and number.text != MISSING else "")
 
 
-def _cell(cell: Cell | None, relative: bool) -> str:
+def _cell(cell: TableCell | None, relative: bool) -> str:
     if cell is None:
         return MISSING
     text = _number(cell.number, relative)
@@ -26,7 +26,7 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("*", "\\*")
 
 
-def render_markdown(grid: Grid, cells: dict[tuple[str, int], Cell], description: str, relative: bool) -> str:
+def render_markdown(grid: Grid, cells: dict[tuple[str, int], TableCell], description: str, relative: bool) -> str:
     """A GitHub-flavoured Markdown table with a caption line before it and footnotes after it."""
     head = ["estimator", *(_escape(header(grid, c)) for c in grid.columns)]
     body = [

@@ -15,7 +15,7 @@ from rpbench.views.report_layout import Grid
 
 
 @dataclass(frozen=True)
-class Cell:
+class TableCell:
     """One table cell: its number, whether it is the column's best, whether its bias is significant."""
 
     number: Number
@@ -42,11 +42,11 @@ def reference_row(grid: Grid, reference: str) -> str:
     raise UsageError(f"relative_to {reference!r} is not among the estimators here: {'; '.join(grid.rows)}")
 
 
-def grid_cells(grid: Grid, metric: str, relative_to: str | None = None) -> dict[tuple[str, int], Cell]:
+def grid_cells(grid: Grid, metric: str, relative_to: str | None = None) -> dict[tuple[str, int], TableCell]:
     """Format every present cell of the grid, keyed by (row label, column index)."""
     reference = reference_row(grid, relative_to) if relative_to is not None else None
     ranked = grid.value.abs() if metric == "bias" else grid.value
-    cells: dict[tuple[str, int], Cell] = {}
+    cells: dict[tuple[str, int], TableCell] = {}
     for j in range(len(grid.columns)):
         best = _best(ranked[j], metric)
         scientific = needs_scientific(grid.value[j])
@@ -63,7 +63,7 @@ def grid_cells(grid: Grid, metric: str, relative_to: str | None = None) -> dict[
                 ratio = float(ranked.at[row, j]) / base if base and math.isfinite(base) else math.nan
                 number = format_ratio(ratio)
             is_best = best is not None and float(ranked.at[row, j]) == best
-            cells[row, j] = Cell(number, is_best, bool(grid.significant.at[row, j]))
+            cells[row, j] = TableCell(number, is_best, bool(grid.significant.at[row, j]))
     return cells
 
 
@@ -78,7 +78,7 @@ def describe(metric: str, relative_to: str | None, level: float | None) -> str:
     return f"{shown} ± half-width of its {ci}; best per column in bold"
 
 
-def notes(grid: Grid, cells: dict[tuple[str, int], Cell]) -> list[str]:
+def notes(grid: Grid, cells: dict[tuple[str, int], TableCell]) -> list[str]:
     """The footnotes the table's marks need."""
     found = []
     if any(grid.biased.values()):

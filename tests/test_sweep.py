@@ -1,0 +1,77 @@
+"""The sweep: entries resolved, plans checked before anything is written, failures as full rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rpbench.errors import UsageError
+from rpbench.estimators.score import Score
+from rpbench.suite import Entry
+from rpbench.sweep import CellReport, Resolved, execute, plan_entries, resolve_resumed, single_entry
+
+ENTRY = single_entry("gaussian", ["score,pathwise"], {"fn": ["cos"], "k": ["0.5"], "sigma": ["1", "2"]}, 40, 1, 0, 1)
+
+
+def test_single_entry_fills_the_defaults_and_checks_the_budget() -> None:
+    entry = single_entry(None, None, None, None, None, 3, None)
+    assert entry == Entry(task="gaussian", estimators=["all"], samples=1000, batch=1, seeds=[3], repeats=3)
+    for args, message in (((1, 1, 1), "need K >= 2"), ((2, 0, 1), "need n >= 1"), ((2, 1, 0), "at least 1 timed")):
+        samples, batch, repeats = args
+        with pytest.raises(UsageError, match=message):
+            single_entry("gaussian", None, None, samples, batch, 0, repeats)
+
+
+def test_a_bad_suite_entry_is_named_before_anything_is_written(tmp_path: Path) -> None:
+    bad = Entry(task="gaussian", params={"sigma": ["-1"]})
+    with pytest.raises(UsageError, match=r"^tasks/x.toml: run\[2\]: task gaussian: parameter sigma"):
+        plan_entries([ENTRY, bad], torch.device("cpu"), "tasks/x.toml")
+    with pytest.raises(UsageError):
+        execute(Resolved([ENTRY, bad], "x", "tasks/x.toml"), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cell_that_raises_becomes_full_failed_rows_and_the_sweep_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Score.estimate
+
+    def fails_on_sigma_2(self, task, samples, batch, generator):  # type: ignore[no-untyped-def]
+        if task.config["sigma"] == 2:
+            raise RuntimeError("deliberately broken")
+        return original(self, task, samples, batch, generator)
+
+    monkeypatch.setattr(Score, "estimate", fails_on_sigma_2)
+    reports: list[CellReport] = []
+    outcome = execute(Resolved([ENTRY], "gaussian"), tmp_path, on_cell=reports.append)
+    assert [r.failed for r in reports] == [0, 0, 1, 1] and outcome.rows == 8
+    assert {(r["group"], r["sigma"], r["fn"], r["k"], r["dim"]) for r in outcome.failed} == {
+        ("mu", 2.0, "cos", 0.5, 1),
+        ("sigma", 2.0, "cos", 0.5, 1),
+    }
+    assert all(r["error"] == "RuntimeError: deliberately broken" for r in outcome.failed)
+
+
+def test_an_in_memory_sweep_writes_nothing_and_keeps_its_tables_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    outcome = execute(Resolved([ENTRY], "gaussian"), None)
+    assert outcome.path is None and list(tmp_path.iterdir()) == []
+    assert outcome.results_text is not None and len(outcome.results_text.splitlines()) == 1 + 8
+    assert [c["name"] for c in outcome.meta["columns"]] == outcome.results_text.splitlines()[0].split(",")
+
+
+def test_resume_reads_the_runs_own_options_and_refuses_a_damaged_sidecar(tmp_path: Path) -> None:
+    outcome = execute(Resolved([ENTRY], "gaussian", max_memory=2**21), tmp_path)
+    assert outcome.path is not None
+    resolved = resolve_resumed(outcome.path)
+    assert resolved.entries == [ENTRY] and resolved.max_memory == 2**21 and resolved.level == 0.95
+    meta = json.loads((outcome.path / "run.json").read_text())
+    meta["options"]["entries"] = [{"task": "gaussian", "bogus": 1}]
+    (outcome.path / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match=r"run\.json is damaged or from another version"):
+        resolve_resumed(outcome.path)
