@@ -21,6 +21,7 @@ from rpbench.estimators.base import Estimator
 from rpbench.params import Config, expand_grid, format_config, parse_assignment, resolve_grid
 from rpbench.registry import ESTIMATORS, get_estimator, get_task, load_builtins
 from rpbench.tasks.base import Task
+from rpbench.training import warm_up
 from rpbench.truth import se_norm, truth_of
 
 ALL = "all"
@@ -106,6 +107,7 @@ def plan(
     task_cls = get_task(task_name)
     grid = resolve_grid(task_cls.params, task_overrides, f"task {task_name}")
     tasks = [task_cls(config, device) for config in expand_grid(grid)]
+    warm_up(*tasks)  # tasks with steps > 0 are trained here, above tasks and estimators
 
     wanted: list[tuple[type[Estimator], Config, bool]] = []
     for request in requests:

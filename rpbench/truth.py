@@ -1,10 +1,16 @@
 """The true gradient of a task, per parameter group: exact where possible, else a reference.
 
 * closed form or enumeration — whatever ``task.exact_gradient()`` returns (standard error 0);
-* reference — the mean of ``task.config["reference"]`` samples of the task's unbiased
-  ``reference_estimator``, with its per-coordinate standard error, which the metrics carry into
-  the bias interval.  It is seeded by the task configuration alone, so every estimator and every
-  run seed is compared with the same reference; it is computed once per task configuration.
+* reference — for a :class:`~rpbench.tasks.protocols.ReferenceTruth` task, the mean of
+  ``reference_samples // batch`` estimates of its unbiased ``reference_estimator``, with its
+  per-coordinate standard error, which the metrics carry into the bias interval.  It is seeded by
+  the task configuration alone, so every estimator and every run seed is compared with the same
+  reference; it is computed once per task configuration.  Its mean and variance are the engine's
+  float64 two-pass moments (:class:`rpbench.moments.Moments`): the estimates are drawn in chunks,
+  summed, then centred on the final mean (the chunks held where they fit, else redrawn from the
+  generator's saved state, so both passes see the same estimates).
+
+A task that needs training is brought to its measured state first (:func:`rpbench.training.warm_up`).
 """
 
 from __future__ import annotations
@@ -14,12 +20,19 @@ from dataclasses import dataclass
 
 import torch
 
-from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, chunk_size, flatten_groups
+from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, chunk_size, group_blocks
+from rpbench.estimators.base import tree_leaves
+from rpbench.moments import Moments
 from rpbench.registry import get_estimator
 from rpbench.tasks.base import Task
+from rpbench.tasks.protocols import ReferenceTruth
+from rpbench.training import warm_up
 
 REFERENCE_CHUNK = 256
 """Most estimates drawn at once while accumulating a reference (fewer where the memory budget says so)."""
+
+REFERENCE_HOLD = 128 * 2**20
+"""Bytes of estimates kept between the two passes; the second pass redraws the chunks beyond it."""
 
 
 @dataclass(frozen=True)
@@ -36,55 +49,63 @@ _CACHE: dict[tuple, Truth] = {}
 
 def truth_of(task: Task) -> Truth | None:
     """The truth for ``task``; ``None`` if it has neither an exact gradient nor a reference."""
+    warm_up(task)
     exact = task.exact_gradient()
     if exact is not None:
-        return Truth(task.truth_kind, {group: _flatten(value) for group, value in exact.items()})
-    spec = getattr(task, "reference_estimator", None)
-    if spec is None:
+        flat = {
+            group: torch.cat([leaf.detach().reshape(-1) for leaf in tree_leaves(value)])
+            for group, value in exact.items()
+        }
+        return Truth(task.truth_kind, flat)
+    if not isinstance(task, ReferenceTruth):
         return None
     key = (task.name, str(task.device), *sorted(task.config.items()))
     if key not in _CACHE:
-        _CACHE[key] = reference_truth(task, *spec, total=int(task.config["reference"]))
+        _CACHE[key] = reference_truth(task, *task.reference_estimator, total=task.reference_samples)
     return _CACHE[key]
 
 
-def _flatten(value: torch.Tensor | dict) -> torch.Tensor:
-    """One group's tensors (nested dicts for networks) as one vector, in the estimates' order."""
-    if isinstance(value, dict):
-        return torch.cat([_flatten(v) for v in value.values()])
-    return value.detach().reshape(-1)
-
-
 def reference_truth(task: Task, name: str, overrides: dict[str, object], batch: int, total: int) -> Truth:
-    """Mean and standard error of ``total // batch`` estimates of the unbiased estimator ``name``."""
+    """Mean and standard error of ``total // batch`` (at least 2) estimates of the unbiased estimator ``name``."""
     cls = get_estimator(name)
     config = {**{p.name: p.default_values[0] for p in cls.params}, **overrides}
     estimator = cls(config)
     seed = cell_seed(0, task.name, task.config, f"reference:{name}", config, total, batch)
     generator = torch.Generator(device=task.device).manual_seed(seed)
     count = max(2, total // batch)
-    mean: dict[str, torch.Tensor] = {}
-    centred: dict[str, torch.Tensor] = {}  # Σ (x − mean)² per coordinate, merged chunk by chunk
-    done = 0
     most = min(REFERENCE_CHUNK, chunk_size(task, estimator, count, batch, DEFAULT_MAX_MEMORY))
-    while done < count:
-        chunk = min(most, count - done)
-        estimates = flatten_groups(estimator.estimate(task, chunk, batch, generator))
-        for group, values in estimates.items():
-            values = values.detach().to(torch.float64)
-            chunk_mean = values.mean(0)
-            chunk_centred = ((values - chunk_mean) ** 2).sum(0)
-            if group not in mean:
-                mean[group], centred[group] = chunk_mean, chunk_centred
-                continue
-            # Chan, Golub & LeVeque (1979): merge two groups' means and centred sums of squares
-            delta = chunk_mean - mean[group]
-            merged = done + chunk
-            mean[group] = mean[group] + delta * (chunk / merged)
-            centred[group] = centred[group] + chunk_centred + delta**2 * (done * chunk / merged)
-        done += chunk
-    variance = {g: c / (count - 1) for g, c in centred.items()}
-    se = {g: (v / count).sqrt() for g, v in variance.items()}
+    sizes = [min(most, count - start) for start in range(0, count, most)]
+
+    def draw(size: int) -> dict[str, list[torch.Tensor]]:
+        return group_blocks(estimator.estimate(task, size, batch, generator))
+
+    # First pass: sums.  Each chunk's generator state is kept, so the second pass can redraw it.
+    moments: dict[str, Moments] = {}
+    states: list[torch.Tensor] = []
+    held: list[dict[str, list[torch.Tensor]] | None] = []
+    held_bytes = 0
+    for size in sizes:
+        states.append(generator.get_state())
+        blocks = draw(size)
+        if not moments:  # no truth to compare with, and no tr(Σ²) needed: a zero Gram budget skips it
+            moments = {
+                group: Moments([b.shape[1] for b in bs], count, device=bs[0].device, gram_budget=0.0)
+                for group, bs in blocks.items()
+            }
+        for group, accumulator in moments.items():
+            accumulator.add(blocks[group])
+        held_bytes += sum(b.numel() * b.element_size() for bs in blocks.values() for b in bs)
+        held.append(blocks if held_bytes <= REFERENCE_HOLD else None)
+    # Second pass: squares about the mean of all the estimates.
+    for state, size, kept in zip(states, sizes, held, strict=True):
+        if kept is None:
+            generator.set_state(state)
+        blocks = draw(size) if kept is None else kept
+        for group, accumulator in moments.items():
+            accumulator.add_centred(blocks[group])
+    results = {group: accumulator.result() for group, accumulator in moments.items()}
+    mean = {group: r.mean for group, r in results.items()}
+    se = {group: (r.column_var / count).sqrt() for group, r in results.items()}
     return Truth(f"reference:{name}x{count * batch}", mean, se)
 
 

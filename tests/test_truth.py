@@ -150,24 +150,54 @@ def test_no_truth_without_exact_gradient_or_reference() -> None:
     assert truth_of(Unknown()) is None  # type: ignore[arg-type]
 
 
-def test_reference_merges_its_chunks_into_the_mean_and_se_of_all_its_estimates(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunk-wise means and centred squares, merged, equal the statistics of every estimate at once."""
+@pytest.mark.parametrize("hold", [truth.REFERENCE_HOLD, 0])
+def test_reference_is_the_moments_of_all_its_estimates(hold: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawn in chunks (held between the passes, or redrawn from the generator's saved state), the
+    reference is the float64 mean and standard error of every estimate at once."""
     from tests.conftest import gaussian
 
-    seen: list[dict[str, torch.Tensor]] = []
-    flatten = truth.flatten_groups
+    seen: list[dict[str, list[torch.Tensor]]] = []
+    blocks_of = truth.group_blocks
 
-    def recording(estimates: dict) -> dict[str, torch.Tensor]:
-        seen.append(flatten(estimates))
+    def recording(estimates: dict) -> dict[str, list[torch.Tensor]]:
+        seen.append(blocks_of(estimates))
         return seen[-1]
 
-    monkeypatch.setattr(truth, "flatten_groups", recording)
+    monkeypatch.setattr(truth, "group_blocks", recording)
     monkeypatch.setattr(truth, "REFERENCE_CHUNK", 64)
+    monkeypatch.setattr(truth, "REFERENCE_HOLD", hold)
     task = gaussian(fn="quadratic", mu=1000.0, k=0.0, dim=3)  # gradients near 2000, spread near 2
     result = reference_truth(task, "pathwise", {}, 1, 1000)
-    assert len(seen) == 16
+    chunks = 16  # ceil(1000 / 64)
+    assert len(seen) == (chunks if hold else 2 * chunks)  # with nothing held, the second pass redraws
+    if not hold:  # ... and redraws exactly the first pass's estimates
+        for first, second in zip(seen[:chunks], seen[chunks:], strict=True):
+            assert all(torch.equal(a, b) for g in first for a, b in zip(first[g], second[g], strict=True))
     for group in ("mu", "sigma"):
-        values = torch.cat([chunk[group] for chunk in seen]).to(torch.float64)
+        values = torch.cat([torch.cat(chunk[group], dim=1) for chunk in seen[:chunks]]).to(torch.float64)
+        assert values.shape == (1000, 3)
         assert result.se is not None
         torch.testing.assert_close(result.gradient[group], values.mean(0), rtol=1e-12, atol=0)
         torch.testing.assert_close(result.se[group], values.std(0) / math.sqrt(1000), rtol=1e-9, atol=0)
+
+
+def test_held_and_redrawn_references_are_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    task = tiny_vae("vae", reference=400, latents=2)
+    monkeypatch.setattr(truth, "REFERENCE_CHUNK", 16)
+    held = reference_truth(task, *task.reference_estimator, total=400)
+    monkeypatch.setattr(truth, "REFERENCE_HOLD", 0)
+    redrawn = reference_truth(task, *task.reference_estimator, total=400)
+    assert held.se is not None and redrawn.se is not None
+    for group in GROUPS:
+        assert torch.equal(held.gradient[group], redrawn.gradient[group])
+        assert torch.equal(held.se[group], redrawn.se[group])
+
+
+def test_truth_brings_a_task_that_needs_training_to_its_state_first() -> None:
+    task = tiny_vae("discrete-vae", steps=3, latents=2, categories=3)
+    assert not task.has_state
+    result = truth_of(task)
+    assert task.has_state and result is not None and result.kind == "enumeration"
+    exact = task.exact_gradient()
+    assert exact is not None
+    assert torch.equal(result.gradient["encoder"], torch.cat([v.reshape(-1) for v in exact["encoder"].values()]))

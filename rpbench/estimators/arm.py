@@ -4,15 +4,18 @@ With logits φ, logistic noise ``l`` (``u = σ(l)``) and the antithetic pair ``b
 ``b⁻ = 1[φ − l > 0]`` (each marginally ``Bern(σ(φ))``), the gradient with respect to the logits
 of unit u is estimated from that unit's own objective ``f_u``; the parameters' gradient follows
 by the chain rule through φ(θ), and ``½(∇θ f(b⁺) + ∇θ f(b⁻))`` covers f's own parameters.
+Requires :class:`~rpbench.tasks.protocols.BernoulliLatent` (``logits``, logistic ``noise``,
+``latent.hard``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from rpbench.estimators.base import Estimator, per_estimate_gradients
+from rpbench.estimators.base import Estimator, as_protocol, per_estimate_gradients
 from rpbench.registry import register_estimator
 from rpbench.tasks.base import Task, Theta
+from rpbench.tasks.protocols import BernoulliLatent
 
 
 class _Antithetic(Estimator):
@@ -30,10 +33,12 @@ class _Antithetic(Estimator):
         raise NotImplementedError
 
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        bernoulli = as_protocol(task, BernoulliLatent, self.name)
+
         def surrogate(theta: Theta, noise: torch.Tensor) -> torch.Tensor:
-            logits = task.logits(theta)
-            b_plus = task.latent.hard(logits + noise).detach()
-            b_minus = task.latent.hard(logits - noise).detach()
+            logits = bernoulli.logits(theta)
+            b_plus = bernoulli.latent.hard(logits + noise).detach()
+            b_minus = bernoulli.latent.hard(logits - noise).detach()
             f_plus, f_minus = task.objective(theta, b_plus), task.objective(theta, b_minus)
             g = self.logit_gradient(f_plus.detach(), f_minus.detach(), b_plus, b_minus, noise, logits.detach())
             return (0.5 * (f_plus + f_minus) + (g.detach() * logits).sum(-1)).mean()

@@ -18,21 +18,25 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import ClassVar
+from typing import ClassVar, TypeVar, cast
 
 import torch
 from torch.func import grad, vmap
 
 from rpbench.params import Config, ParamSpec
 from rpbench.tasks.base import CAPABILITIES, Task, Theta
+from rpbench.tasks.protocols import Amortized, protocol_members
 
 
 class Estimator(ABC):
     """One configured estimator.  Subclasses register with ``@register_estimator``.
 
     Class attributes declare what ``list`` shows and what decides applicability:
-    ``needs`` (task capabilities, see :data:`rpbench.tasks.base.CAPABILITIES`), ``min_batch``
-    (samples per estimate it requires), ``biased`` (biased by construction), ``reference``.
+    ``needs`` (task capabilities, see :data:`rpbench.tasks.base.CAPABILITIES`; checked when the
+    class registers), ``min_batch`` (samples per estimate it requires), ``biased`` (biased by
+    construction), ``reference``.  Where a capability implies a protocol
+    (:data:`rpbench.tasks.protocols.PROTOCOLS`), ``estimate`` reaches the task's extra methods
+    through :func:`as_protocol`.
     """
 
     name: ClassVar[str]
@@ -120,9 +124,26 @@ def copy_gradients(losses: Callable[[Theta], torch.Tensor], theta: Theta, sample
     return tree_map(lambda _: next(in_order).squeeze(1), copies)
 
 
+P = TypeVar("P")
+
+
+def as_protocol(task: Task, protocol: Callable[..., P], estimator: str) -> P:
+    """``task`` as the protocol an estimator needs (a class of :mod:`rpbench.tasks.protocols`), checked.
+
+    A task that offers the capability but lacks the protocol's members is a task's bug; the
+    ``TypeError`` names what it lacks.  (``protocol`` is typed as a callable so that type checkers
+    accept a protocol class and infer the result's type.)
+    """
+    if not isinstance(task, protocol):  # type: ignore[arg-type]
+        missing = [member for member in protocol_members(protocol) if not hasattr(task, member)]  # type: ignore[arg-type]
+        lacks = f" (it lacks {', '.join(missing)})" if missing else ""
+        raise TypeError(f"estimator {estimator}: task {task.name} is not a {protocol.__name__}{lacks}")
+    return cast(P, task)
+
+
 def amortizer(task: Task) -> Amortize | None:
-    """The task's ``amortize`` hook (see :meth:`rpbench.tasks.vae.VAETask.amortize`), if it has one."""
-    return getattr(task, "amortize", None)
+    """The task's :class:`~rpbench.tasks.protocols.Amortized` hook ``amortize``, if it has one."""
+    return task.amortize if isinstance(task, Amortized) else None
 
 
 def per_estimate_gradients(

@@ -4,7 +4,9 @@
 closed-form Gaussian expectation ``E_q[h] = f(μ̂) + ∇f(μ̂)ᵀ(μ − μ̂) + ½ (μ − μ̂)ᵀH(μ − μ̂)
 + ½ Σ_d H_dd σ_d²``, so ``β (∇θ E_q[h] − ĝ_h)`` is a zero-mean correction for any base
 estimate ``ĝ_h`` of ``∇θ E_q[h]``.  Mohamed, Rosca, Figurnov & Mnih (2020), JMLR 21(132), §7.2
-("Delta method") and §7.4; Paisley, Blei & Jordan (2012) for the score-function case.
+("Delta method") and §7.4; Paisley, Blei & Jordan (2012) for the score-function case.  Requires
+:class:`~rpbench.tasks.protocols.GaussianLatent` (groups ``mu`` and ``sigma``; f of one unit at
+points ``(..., D)``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import torch
 from torch.func import grad, hessian
 
-from rpbench.estimators.base import Estimator, per_estimate_gradients
+from rpbench.estimators.base import Estimator, as_protocol, per_estimate_gradients
 from rpbench.params import ParamSpec
 from rpbench.registry import register_estimator
 from rpbench.tasks.base import Task, Theta
+from rpbench.tasks.protocols import GaussianLatent
 
 BETA = ParamSpec("beta", float, 1.0, "weight β of the control variate", expect="a real number")
 
@@ -24,6 +27,7 @@ class TaylorExpansion:
     """Second-order Taylor expansion of ``task.objective`` at the current mean, and its moments."""
 
     def __init__(self, task: Task) -> None:
+        as_protocol(task, GaussianLatent, "delta method")
         theta = task.theta
         self.center = theta["mu"].detach()
         value_at = lambda x: task.objective(theta, x).sum()  # noqa: E731  (one unit)

@@ -10,7 +10,8 @@ For ``x ~ N(μ, σ²)`` the derivative of the density splits into a difference o
 
 In D dimensions coordinate d is perturbed while the others keep a shared sample from q, so each
 sample costs 4·D evaluations of f.  The estimator needs no derivative of f (it is unbiased on the
-step function).
+step function).  Requires :class:`~rpbench.tasks.protocols.GaussianLatent` (groups ``mu`` and
+``sigma``, an objective that takes points with any leading axes).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import math
 
 import torch
 
-from rpbench.estimators.base import Estimator
+from rpbench.estimators.base import Estimator, as_protocol
 from rpbench.registry import register_estimator
 from rpbench.tasks.base import Task, Theta
+from rpbench.tasks.protocols import GaussianLatent
 
 
 def _replace_diagonal(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -46,13 +48,14 @@ class MeasureValued(Estimator):
 
     def memory_factor(self, task: Task) -> float:
         """Four coupled evaluations of f per coordinate, each over a (D, D) block."""
-        return 4.0 * task.theta["mu"].numel()
+        return 4.0 * as_protocol(task, GaussianLatent, self.name).dim
 
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
+        gaussian = as_protocol(task, GaussianLatent, self.name)
         theta = task.theta
         mu, sigma = theta["mu"], theta["sigma"]
         shape = (samples, batch)
-        base = task.sample(theta, task.noise(generator, shape))
+        base = gaussian.sample(theta, gaussian.noise(generator, shape))
         dtype, device = base.dtype, base.device
 
         def uniform() -> torch.Tensor:
@@ -65,7 +68,7 @@ class MeasureValued(Estimator):
         coupled_normal = maxwell * uniform()  # M·U ~ N(0, 1)
 
         def f_with(values: torch.Tensor) -> torch.Tensor:
-            return task.objective(theta, _replace_diagonal(base, values))[..., 0]  # (K, n, D): one unit
+            return gaussian.objective(theta, _replace_diagonal(base, values))[..., 0]  # (K, n, D): one unit
 
         with torch.no_grad():
             grad_mu = (f_with(mu + sigma * weibull) - f_with(mu - sigma * weibull)) / (sigma * math.sqrt(2 * math.pi))

@@ -12,45 +12,58 @@ papers do, by descending a single-sample estimate of the estimator's variance, `
 (``E ĝ`` does not depend on them), here for ``tune_steps`` Adam steps at the measured model state
 before any estimate is drawn (reported as ``setup_seconds``, not in the per-estimate cost).
 The control variate is built with the decoder held fixed, so it acts on the encoder's gradient.
+Requires :class:`~rpbench.tasks.protocols.RelaxableLatent` (``logits``, ``uniform``,
+``latent_shape``, ``event_dims`` and the ``latent`` family's ``hard``, ``soft`` and
+``conditional``) and the task's ``without_model_gradient`` and ``variational_groups``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
+from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from rpbench.estimators.base import Estimator, per_estimate_gradients, tree_map
+from rpbench.estimators.base import Estimator, as_protocol, per_estimate_gradients, tree_leaves, tree_map
 from rpbench.params import ParamSpec, at_least, positive
 from rpbench.registry import register_estimator
 from rpbench.tasks.base import Task, Theta
+from rpbench.tasks.protocols import RelaxableLatent
 
 TUNE_LANES = 8
 """Independent single-sample estimates per tuning step."""
 TUNE_LR = 3e-3
 
+Control = Callable[[Task, Theta, torch.Tensor], torch.Tensor]
+"""``c(task, θ, z)``: the control variate per unit, ``(*S, U)``, at perturbed logits ``z`` ``(*S, *latent_shape)``."""
+
 
 def controlled_surrogate(
-    task: Task, theta: Theta, noise: torch.Tensor, v: torch.Tensor, control, tuning: bool = False
+    task: Task, theta: Theta, noise: torch.Tensor, v: torch.Tensor, control: Control, tuning: bool = False
 ) -> torch.Tensor:
     """Surrogate whose gradient is the REBAR/RELAX estimate for one estimate's noise.
 
     The score weight ``f(b) − c(z̃)`` must carry no gradient to θ.  While tuning, it must still
     carry the gradient to the control variate's parameters (ĝ depends on them through it), so it
-    is recomputed from a detached θ instead of being detached itself.
+    is recomputed from a detached θ instead of being detached itself.  ``task`` is a
+    :class:`~rpbench.tasks.protocols.RelaxableLatent` (checked by the estimator).
     """
-    logits = task.logits(theta)
+    relaxable = cast(RelaxableLatent, task)
+    logits = relaxable.logits(theta)
     z = logits + noise
-    hard = task.latent.hard(z).detach()
-    z_given = task.latent.conditional(logits, hard, v)
+    hard = relaxable.latent.hard(z).detach()
+    z_given = relaxable.latent.conditional(logits, hard, v)
     fixed_model = task.without_model_gradient(theta)
     f_hard = task.objective(theta, hard)
     c_given = control(task, fixed_model, z_given)
     if tuning:
         stop = tree_map(torch.detach, theta)
-        stop_given = task.latent.conditional(task.logits(stop), hard, v)
+        stop_given = relaxable.latent.conditional(relaxable.logits(stop), hard, v)
         weight = f_hard.detach() - control(task, stop, stop_given)
     else:
         weight = (f_hard - c_given).detach()
@@ -65,11 +78,12 @@ class _ControlVariateEstimator(Estimator):
     def control_parameters(self, task: Task, generator: torch.Generator) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def control(self, params: dict[str, torch.Tensor]):
+    def control(self, params: dict[str, torch.Tensor]) -> Control:
         """``c(task, theta, z)`` per unit, given the control variate's parameters."""
         raise NotImplementedError
 
     def prepare(self, task: Task, batch: int, generator: torch.Generator) -> None:
+        relaxable = as_protocol(task, RelaxableLatent, self.name)
         self.cv = {
             k: v.detach().clone().requires_grad_(True) for k, v in self.control_parameters(task, generator).items()
         }
@@ -79,7 +93,7 @@ class _ControlVariateEstimator(Estimator):
         optimizer = torch.optim.Adam(list(self.cv.values()), lr=TUNE_LR)
         for _ in range(steps):
             noise = task.noise(generator, (TUNE_LANES, batch))
-            v = task.uniform(generator, (TUNE_LANES, batch))
+            v = relaxable.uniform(generator, (TUNE_LANES, batch))
             control = self.control(self.cv)
             grads = per_estimate_gradients(
                 lambda th, eps, u, c=control: controlled_surrogate(task, th, eps, u, c, tuning=True),
@@ -87,8 +101,8 @@ class _ControlVariateEstimator(Estimator):
                 noise,
                 v,
             )
-            targets = [grads[g] for g in task.variational_groups] if task.variational_groups else [grads]
-            loss = sum((leaf**2).sum() for leaf in _leaves(targets)) / TUNE_LANES
+            targets = {g: grads[g] for g in task.variational_groups} if task.variational_groups else grads
+            loss = functools.reduce(operator.add, [(leaf**2).sum() for leaf in tree_leaves(targets)]) / TUNE_LANES
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -100,20 +114,13 @@ class _ControlVariateEstimator(Estimator):
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         if not hasattr(self, "cv"):
             raise RuntimeError(f"{self.name}: prepare() must run before estimate()")
+        relaxable = as_protocol(task, RelaxableLatent, self.name)
         control = self.control({k: v.detach() for k, v in self.cv.items()})
         noise = task.noise(generator, (samples, batch))
-        v = task.uniform(generator, (samples, batch))
+        v = relaxable.uniform(generator, (samples, batch))
         return per_estimate_gradients(
             lambda th, eps, u: controlled_surrogate(task, th, eps, u, control), task.theta, noise, v
         )
-
-
-def _leaves(tree: object) -> list[torch.Tensor]:
-    if isinstance(tree, dict):
-        return [leaf for value in tree.values() for leaf in _leaves(value)]
-    if isinstance(tree, list):
-        return [leaf for value in tree for leaf in _leaves(value)]
-    return [tree]  # type: ignore[list-item]
 
 
 TUNE_STEPS = ParamSpec(
@@ -145,9 +152,10 @@ class Rebar(_ControlVariateEstimator):
             "log_lam": torch.tensor(math.log(float(self.config["lam"])), dtype=dtype, device=device),
         }
 
-    def control(self, params: dict[str, torch.Tensor]):
+    def control(self, params: dict[str, torch.Tensor]) -> Control:
         def c(task: Task, theta: Theta, z: torch.Tensor) -> torch.Tensor:
-            return params["eta"] * task.objective(theta, task.latent.soft(z, params["log_lam"].exp()))
+            relaxed = cast(RelaxableLatent, task).latent.soft(z, params["log_lam"].exp())
+            return params["eta"] * task.objective(theta, relaxed)
 
         return c
 
@@ -181,7 +189,7 @@ class Relax(_ControlVariateEstimator):
 
     def control_parameters(self, task: Task, generator: torch.Generator) -> dict[str, torch.Tensor]:
         dtype, device = task.dtype, task.device
-        inputs = math.prod(task.latent_shape[1:])
+        inputs = math.prod(as_protocol(task, RelaxableLatent, self.name).latent_shape[1:])
         hidden = int(self.config["cv_hidden"])
         bound = 1.0 / math.sqrt(inputs)
         first = (torch.rand(hidden, inputs, generator=generator, dtype=dtype, device=device) * 2 - 1) * bound
@@ -194,13 +202,14 @@ class Relax(_ControlVariateEstimator):
             "2.bias": torch.zeros(1, dtype=dtype, device=device),
         }
 
-    def control(self, params: dict[str, torch.Tensor]):
+    def control(self, params: dict[str, torch.Tensor]) -> Control:
         network = nn.Sequential(nn.Linear(1, 1), nn.Tanh(), nn.Linear(1, 1))
         weights = {k: v for k, v in params.items() if k[0].isdigit()}
 
         def c(task: Task, theta: Theta, z: torch.Tensor) -> torch.Tensor:
-            relaxed = task.latent.soft(z, params["log_lam"].exp())
-            flat = relaxed.reshape(*relaxed.shape[: relaxed.dim() - task.event_dims], -1)
+            relaxable = cast(RelaxableLatent, task)
+            relaxed = relaxable.latent.soft(z, params["log_lam"].exp())
+            flat = relaxed.reshape(*relaxed.shape[: relaxed.dim() - relaxable.event_dims], -1)
             learned = functional_call(network, weights, (flat,))[..., 0]
             return params["eta"] * task.objective(theta, relaxed) + learned
 

@@ -2,17 +2,20 @@
 
 They apply to tasks that are ``relaxable`` (categorical latents with Gumbel noise, Bernoulli
 latents with logistic noise; see :mod:`rpbench.distributions`) and whose objective accepts
-relaxed (continuous) latents.  All three are biased for any temperature τ > 0.
+relaxed (continuous) latents.  All three are biased for any temperature τ > 0.  Requires
+:class:`~rpbench.tasks.protocols.RelaxableLatent` (``logits``, ``perturb``, ``uniform`` and the
+``latent`` family's ``hard``, ``soft`` and ``conditional``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from rpbench.estimators.base import Estimator, amortizer, per_estimate_gradients
+from rpbench.estimators.base import Estimator, amortizer, as_protocol, per_estimate_gradients
 from rpbench.params import ParamSpec, at_least, positive
 from rpbench.registry import register_estimator
 from rpbench.tasks.base import Task, Theta
+from rpbench.tasks.protocols import RelaxableLatent
 
 TAU = ParamSpec("tau", float, 1.0, "temperature τ of the relaxation", check=positive, expect="a number > 0")
 
@@ -30,14 +33,16 @@ class _Relaxed(Estimator):
     params = (TAU,)
 
     @staticmethod
-    def latent(task: Task, z: torch.Tensor, tau: float) -> torch.Tensor:
+    def latent(task: RelaxableLatent, z: torch.Tensor, tau: float) -> torch.Tensor:
+        """The latent that f is evaluated at, from perturbed logits ``z`` ``(*S, *latent_shape)``: same shape."""
         raise NotImplementedError
 
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         tau = float(self.config["tau"])
+        relaxable = as_protocol(task, RelaxableLatent, self.name)
 
         def surrogate(theta: Theta, noise: torch.Tensor) -> torch.Tensor:
-            return task.objective(theta, self.latent(task, task.perturb(theta, noise), tau)).mean()
+            return task.objective(theta, self.latent(relaxable, relaxable.perturb(theta, noise), tau)).mean()
 
         noise = task.noise(generator, (samples, batch))
         return per_estimate_gradients(surrogate, task.theta, noise, amortize=amortizer(task))
@@ -57,7 +62,7 @@ class GumbelSoftmax(_Relaxed):
     reference = "Jang et al. 2017; Maddison et al. 2017"
 
     @staticmethod
-    def latent(task: Task, z: torch.Tensor, tau: float) -> torch.Tensor:
+    def latent(task: RelaxableLatent, z: torch.Tensor, tau: float) -> torch.Tensor:
         return task.latent.soft(z, tau)
 
 
@@ -74,7 +79,7 @@ class StraightThroughGumbel(_Relaxed):
     reference = "Jang et al. 2017; Bengio et al. 2013"
 
     @staticmethod
-    def latent(task: Task, z: torch.Tensor, tau: float) -> torch.Tensor:
+    def latent(task: RelaxableLatent, z: torch.Tensor, tau: float) -> torch.Tensor:
         return _straight_through(task.latent.hard(z).detach(), task.latent.soft(z, tau))
 
 
@@ -104,15 +109,17 @@ class GumbelRao(Estimator):
 
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         tau, draws = float(self.config["tau"]), int(self.config["m"])
+        relaxable = as_protocol(task, RelaxableLatent, self.name)
+        family = relaxable.latent
         noise = task.noise(generator, (samples, batch))
-        conditional_noise = task.uniform(generator, (samples, batch, draws))
+        conditional_noise = relaxable.uniform(generator, (samples, batch, draws))
 
         def surrogate(theta: Theta, eps: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            logits = task.logits(theta)
-            hard = task.latent.hard(logits + eps).detach()  # (n, latent...)
+            logits = relaxable.logits(theta)
+            hard = family.hard(logits + eps).detach()  # (n, latent...)
             # Noise drawn given the hard sample, then held fixed: the Jacobian is ST's, ∂soft(α + g)/∂α.
-            given = task.latent.conditional(logits.detach(), hard.unsqueeze(1), v) - logits.detach()
-            soft = task.latent.soft(logits + given, tau).mean(1)  # (n, latent...)
+            given = family.conditional(logits.detach(), hard.unsqueeze(1), v) - logits.detach()
+            soft = family.soft(logits + given, tau).mean(1)  # (n, latent...)
             return task.objective(theta, _straight_through(hard, soft)).mean()
 
         return per_estimate_gradients(surrogate, task.theta, noise, conditional_noise, amortize=amortizer(task))

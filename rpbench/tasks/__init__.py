@@ -1,3 +1,12 @@
-"""Task families.  Each module registers its tasks on import."""
+"""Task families, one module each.  They know nothing of estimators or of the registry.
 
-from rpbench.tasks import gaussian, vae  # noqa: F401
+:mod:`rpbench.registry` registers :data:`BUILTIN` with ``register_task``, exactly as a user's
+plugin registers its own tasks (so the same checks apply to ours).
+"""
+
+from rpbench.tasks.base import Task
+from rpbench.tasks.gaussian import GaussianTask
+from rpbench.tasks.vae import BernoulliVAE, DiscreteVAE, GaussianVAE
+
+BUILTIN: tuple[type[Task], ...] = (GaussianTask, DiscreteVAE, BernoulliVAE, GaussianVAE)
+"""The built-in tasks, in the order ``list`` shows them."""

@@ -31,8 +31,21 @@ CAPABILITIES: dict[str, str] = {
     "reparameterizable": "z = g_θ(ε) with ε from a fixed base distribution (pathwise applies)",
     "log-prob": "log q_θ(z) is available (score-function estimators apply)",
     "differentiable": "f is twice differentiable in z (Taylor / delta-method control variates apply)",
-    "gaussian": "q_θ is a diagonal Gaussian with groups mu and sigma (MVD, delta method)",
+    "gaussian": "q_θ is a diagonal Gaussian with groups mu and sigma (MVD, delta method); protocol GaussianLatent",
+    "relaxable": (
+        "discrete latents b = H(logits + noise) with a continuous relaxation and conditional draws of the "
+        "noise given b (Gumbel-Softmax, Gumbel-Rao, REBAR, RELAX); protocol RelaxableLatent"
+    ),
+    "categorical": "the latents are categorical, one-hot, with Gumbel noise; protocol CategoricalLatent",
+    "bernoulli": (
+        "the latents are Bernoulli with logistic noise, so antithetic pairs apply (ARM, DisARM); "
+        "protocol BernoulliLatent"
+    ),
 }
+"""Capability → meaning.  A capability that implies methods names its protocol (the classes in
+:mod:`rpbench.tasks.protocols`, mapped in :data:`rpbench.tasks.protocols.PROTOCOLS`).  Every
+capability a task offers or an estimator needs is listed here; a plugin that introduces one adds
+its entry before it registers the estimator that needs it."""
 
 
 class Task(ABC):

@@ -32,8 +32,8 @@ import torch
 
 from rpbench.errors import UsageError
 from rpbench.params import ParamSpec, at_least, positive
-from rpbench.registry import register_task
 from rpbench.tasks.base import Task, Theta
+from rpbench.tasks.protocols import GaussianLatent
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
@@ -96,8 +96,7 @@ FUNCTIONS: dict[str, TestFunction] = {
 }
 
 
-@register_task
-class GaussianTask(Task):
+class GaussianTask(Task, GaussianLatent):
     """``z ~ N(μ, diag σ²)``, objective ``Σ_d g(z_d)``; exact value and gradient in closed form.
 
     Reference: Mohamed et al. (2020), JMLR 21(132), §3 (the Gaussian test functions).

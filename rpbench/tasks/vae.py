@@ -9,7 +9,10 @@ with the KL in closed form (uniform categorical, Bernoulli(½) or N(0, I) prior)
 likelihood.  The gradient groups are the ``encoder`` (where the estimator matters) and the
 ``decoder`` parameters.  The model state is the initialisation drawn from ``model_seed``, or that
 state after ``steps`` Adam steps (lr 1e-3) on random training minibatches with the task's stated
-training estimator; the measured minibatch is the first ``minibatch`` training images.
+training estimator; the measured minibatch is the first ``minibatch`` training images.  Training
+is not done here: a task with ``steps > 0`` declares what training needs
+(:class:`~rpbench.tasks.protocols.Trainable`) and has no state until the layer above tasks and
+estimators (:func:`rpbench.training.warm_up`, called when a run is planned) loads the trained one.
 
 Truth: when ``minibatch × |latent space| ≤ 2²¹`` the ELBO and its gradient are computed exactly by
 enumerating every latent configuration (e.g. 2×4 categorical, up to 16 Bernoulli latents at
@@ -25,8 +28,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping
-from typing import ClassVar
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +41,17 @@ from rpbench.data import BINARIZATIONS, binarize, load_dataset
 from rpbench.distributions import Bernoulli, Categorical
 from rpbench.errors import UsageError
 from rpbench.params import ParamSpec, at_least
-from rpbench.registry import register_task
 from rpbench.tasks.base import Task, Theta
+from rpbench.tasks.protocols import (
+    Amortized,
+    BernoulliLatent,
+    CategoricalLatent,
+    ModelState,
+    ReferenceTruth,
+    RelaxableLatent,
+    ThetaPullback,
+    Trainable,
+)
 
 ENUMERATION_LIMIT = 2**21
 """Enumerate the latent space when ``minibatch × |Z|`` is at most this."""
@@ -79,7 +92,7 @@ COMMON_PARAMS = (
     ),
 )
 
-_MODEL_CACHE: dict[tuple, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = {}
+_INITIAL_STATES: dict[tuple[object, ...], ModelState] = {}
 
 
 Pullback = Callable[[torch.Tensor], dict[str, torch.Tensor]]
@@ -159,14 +172,12 @@ def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class VAETask(Task):
-    """Shared machinery: data, networks, the ELBO, enumeration and training."""
+class VAETask(Task, Amortized, ReferenceTruth, Trainable):
+    """Shared machinery: data, networks, the ELBO, enumeration, and what training needs."""
 
     dtype = torch.float32
     variational_groups = ("encoder",)
     latent: ClassVar[type[Categorical] | type[Bernoulli] | None] = None
-    train_estimator: ClassVar[tuple[str, dict[str, object], int]]
-    reference_estimator: ClassVar[tuple[str, dict[str, object], int]]
     truth = "enumeration if minibatch x |Z| <= 2^21, else reference"
 
     def __init__(self, config: Mapping[str, object], device: torch.device) -> None:
@@ -181,42 +192,103 @@ class VAETask(Task):
             )
         self.pixels = data.train.shape[1]
         self.encoder, self.decoder = self.build_networks()
-        seed = int(self.config["model_seed"])
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(self.model_seed)
         self.x = binarize(data.train[: self.minibatch], str(self.config["binarize"]), generator).to(device)
-        key = (self.name, *sorted((k, v) for k, v in self.config.items() if k != "reference"))
-        if key not in _MODEL_CACHE:
-            _MODEL_CACHE[key] = self._initial_and_trained_state(seed)
-        encoder_state, decoder_state = _MODEL_CACHE[key]
-        self._theta = {
-            "encoder": {k: v.to(device) for k, v in encoder_state.items()},
-            "decoder": {k: v.to(device) for k, v in decoder_state.items()},
-        }
+        self._theta: Theta | None = None
         self._exact: tuple[Theta, float] | None = None
+        if self.training_steps == 0:
+            self.load_state(self._initial())
 
     # -- model -------------------------------------------------------------------------------------
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         raise NotImplementedError
 
-    def _initial_and_trained_state(self, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for module in (self.encoder, self.decoder):
-                for layer in module.modules():
-                    if isinstance(layer, nn.Linear):
-                        layer.reset_parameters()
-        encoder = {k: v.detach().clone() for k, v in self.encoder.named_parameters()}
-        decoder = {k: v.detach().clone() for k, v in self.decoder.named_parameters()}
-        steps = int(self.config["steps"])
-        if steps > 0:
-            from rpbench.tasks.training import train
-
-            encoder, decoder = train(self, encoder, decoder, steps, seed)
-        return encoder, decoder
+    def _initial(self) -> ModelState:
+        """The initialisation drawn from ``model_seed`` (cached per configuration; not to be modified)."""
+        key = self.state_key
+        if key not in _INITIAL_STATES:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.model_seed)
+                for module in (self.encoder, self.decoder):
+                    for layer in module.modules():
+                        if isinstance(layer, nn.Linear):
+                            layer.reset_parameters()
+            _INITIAL_STATES[key] = {
+                "encoder": {k: v.detach().clone() for k, v in self.encoder.named_parameters()},
+                "decoder": {k: v.detach().clone() for k, v in self.decoder.named_parameters()},
+            }
+        return _INITIAL_STATES[key]
 
     @property
     def theta(self) -> Theta:
+        if self._theta is None:
+            raise RuntimeError(
+                f"task {self.name} with steps={self.training_steps} has no model state until it is trained "
+                "(rpbench.training.warm_up(task) trains it)"
+            )
         return self._theta
+
+    # -- what training needs (rpbench.training; see rpbench.tasks.protocols.Trainable) ---------------
+    train_estimator: ClassVar[tuple[str, dict[str, object], int]]
+
+    @property
+    def training_steps(self) -> int:
+        return int(self.config["steps"])
+
+    @property
+    def model_seed(self) -> int:
+        return int(self.config["model_seed"])
+
+    @property
+    def state_key(self) -> tuple[object, ...]:
+        """The task and every parameter but ``reference`` (which does not change the model)."""
+        return (self.name, *sorted((k, v) for k, v in self.config.items() if k != "reference"))
+
+    @property
+    def has_state(self) -> bool:
+        return self._theta is not None
+
+    def initial_state(self) -> ModelState:
+        """A fresh copy of the initialisation from ``model_seed``: ``{"encoder": {…}, "decoder": {…}}``, CPU."""
+        return {group: {k: v.clone() for k, v in params.items()} for group, params in self._initial().items()}
+
+    def draw_minibatch(self, generator: torch.Generator) -> torch.Tensor:
+        """``minibatch`` training images drawn with replacement, binarised as configured: ``(U, pixels)``.
+
+        ``generator`` (a CPU generator) draws the indices and then the dynamic binarisation.
+        """
+        images = self.data.train
+        index = torch.randint(images.shape[0], (self.minibatch,), generator=generator)
+        return binarize(images[index], str(self.config["binarize"]), generator).to(self.device)
+
+    @contextmanager
+    def evaluated_at(self, theta: ModelState, x: torch.Tensor) -> Iterator[None]:
+        """Inside the block θ is ``theta`` (its tensors as given) and the minibatch is ``x``."""
+        saved = self._theta, self.x, self._exact
+        self._theta, self.x, self._exact = cast(Theta, theta), x, None
+        try:
+            yield
+        finally:
+            self._theta, self.x, self._exact = saved
+
+    def load_state(self, theta: ModelState) -> None:
+        """Measure at model state ``theta`` (``{"encoder": {…}, "decoder": {…}}``, named as the networks'
+        parameters), moved to the task's device; forgets the enumerated truth of any previous state."""
+        networks = {"encoder": self.encoder, "decoder": self.decoder}
+        if set(theta) != set(networks) or any(
+            set(theta[group]) != {name for name, _ in network.named_parameters()} for group, network in networks.items()
+        ):
+            raise ValueError(f"task {self.name}: a model state needs exactly the encoder's and decoder's parameters")
+        state = {group: {k: v.to(self.device) for k, v in theta[group].items()} for group in networks}
+        self._theta = cast(Theta, state)
+        self._exact = None
+
+    # -- the reference truth (rpbench.truth; see rpbench.tasks.protocols.ReferenceTruth) ------------
+    reference_estimator: ClassVar[tuple[str, dict[str, object], int]]
+
+    @property
+    def reference_samples(self) -> int:
+        return int(self.config["reference"])
 
     @property
     def units(self) -> int:
@@ -231,7 +303,7 @@ class VAETask(Task):
             return encoder
         return functional_call(self.encoder, encoder, (self.x,))
 
-    def amortize(self, theta: Theta) -> tuple[Theta, Pullback]:
+    def amortize(self, theta: Theta) -> tuple[Theta, ThetaPullback]:
         """θ with the ``encoder`` group replaced by its output on the minibatch, and the pullback.
 
         The encoder's output (the parameters of q(z|x_u)) does not depend on the noise, so an
@@ -240,7 +312,11 @@ class VAETask(Task):
         backward (:func:`rpbench.estimators.base.per_estimate_gradients` with ``amortize``).
         """
         output, pullback = batched_pullback(self.encoder, theta["encoder"], self.x)
-        return {**theta, "encoder": output}, lambda grads: {**grads, "encoder": pullback(grads["encoder"])}
+
+        def theta_pullback(grads: Theta) -> Theta:
+            return cast(Theta, {**grads, "encoder": pullback(grads["encoder"])})
+
+        return {**theta, "encoder": output}, theta_pullback
 
     def log_likelihood(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
         """``log p(x_u | z_u)`` per unit for latents ``z`` of shape ``(..., U, latent...)``."""
@@ -314,7 +390,7 @@ class VAETask(Task):
         return self._enumerate()[1] if self.enumerable else None
 
 
-class _RelaxableVAE(VAETask):
+class _RelaxableVAE(VAETask, RelaxableLatent):
     """A VAE with a discrete latent family (categorical or Bernoulli)."""
 
     latent: ClassVar[type[Categorical] | type[Bernoulli]]
@@ -349,8 +425,7 @@ class _RelaxableVAE(VAETask):
         raise NotImplementedError
 
 
-@register_task
-class DiscreteVAE(_RelaxableVAE):
+class DiscreteVAE(_RelaxableVAE, CategoricalLatent):
     """Categorical VAE: ``latents`` variables of ``categories`` classes (Jang, Gu & Poole 2017)."""
 
     name = "discrete-vae"
@@ -369,6 +444,10 @@ class DiscreteVAE(_RelaxableVAE):
     @property
     def latent_shape(self) -> tuple[int, ...]:
         return (self.minibatch, int(self.config["latents"]), int(self.config["categories"]))
+
+    @property
+    def categories(self) -> int:
+        return int(self.config["categories"])
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -391,8 +470,7 @@ class DiscreteVAE(_RelaxableVAE):
         return F.one_hot(index, categories).to(self.dtype)
 
 
-@register_task
-class BernoulliVAE(_RelaxableVAE):
+class BernoulliVAE(_RelaxableVAE, BernoulliLatent):
     """Bernoulli VAE with 200 binary latents, linear or two 200-unit tanh layers.
 
     The setting of Tucker et al. (2017, REBAR), Grathwohl et al. (2018, RELAX) and Dong, Mnih &
@@ -446,7 +524,6 @@ class BernoulliVAE(_RelaxableVAE):
         return ((codes.unsqueeze(-1) >> torch.arange(latents, device=self.device)) & 1).to(self.dtype)
 
 
-@register_task
 class GaussianVAE(VAETask):
     """VAE with a diagonal Gaussian latent and N(0, I) prior (Kingma & Welling 2014)."""
 
