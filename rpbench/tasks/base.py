@@ -12,6 +12,11 @@ A task instance is one configuration (one point of a sweep) on one device.  It e
   score-function estimators weight each unit's score by that unit's own learning signal;
 * ``capabilities``: what estimators may rely on (see :data:`CAPABILITIES`);
 * ``exact_gradient()``: the true gradient per group, when it is known.
+
+A capability that implies more methods (a latent family's: ``logits``, ``perturb``, conditional
+draws, …) implies a protocol of :mod:`rpbench.tasks.protocols`, which the task lists among its
+bases; so do the optional hooks (``amortize``, a reference truth, what training needs).  Tasks
+import nothing of estimators, the registry or training: those layers sit above them.
 """
 
 from __future__ import annotations
