@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("distributed")
+from rpbench.registry import ESTIMATORS
 from rpbench.results import RESULTS_FILE
 from tests.conftest import TIMING, exit_code
 
@@ -90,9 +91,15 @@ def test_a_worker_that_dies_gives_full_failed_rows_and_the_sweep_goes_on(tmp_pat
     plugin = tmp_path / "dying.py"
     plugin.write_text(DYING)
     args = ["run", "--plugin", str(plugin), "-e", "dies-on-sigma-2,score", "-p", "fn=cos", "-p", "sigma=1,2,3"]
-    code = exit_code(
-        [*args, "-p", "k=0.5", "-K", "50", "--repeats", "1", "--workers", "2", "-q", "--out", str(tmp_path)]
-    )
+    import dask
+
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):  # no retries of the dying cell
+            code = exit_code(
+                [*args, "-p", "k=0.5", "-K", "50", "--repeats", "1", "--workers", "2", "-q", "--out", str(tmp_path)]
+            )
+    finally:
+        ESTIMATORS.pop("dies-on-sigma-2", None)  # the plugin registered in this process too
     assert code == 1  # a failed cell: exit 1, not a traceback
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     table = pd.read_csv(run_dir / RESULTS_FILE)
