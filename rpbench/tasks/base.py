@@ -23,14 +23,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from rpbench.params import Config, ParamSpec
 
-Theta = dict[str, torch.Tensor]
-"""Parameter groups: group name → tensor (or, for networks, a dict of named tensors)."""
+Theta = dict[str, Any]
+"""Parameter groups: group name → a tensor (the Gaussian toy's ``mu``, ``sigma``) or, for networks,
+a dict of named tensors (a VAE's ``encoder``, ``decoder``); walked by
+:func:`rpbench.estimators.base.tree_leaves` / ``tree_map``.  Typed ``Any`` per group because the
+two shapes of tree share one type; the latent-family protocols say which shape a task's groups take."""
 
 CAPABILITIES: dict[str, str] = {
     "reparameterizable": "z = g_θ(ε) with ε from a fixed base distribution (pathwise applies)",

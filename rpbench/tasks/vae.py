@@ -112,8 +112,8 @@ def batched_pullback(
     """
     layers = list(network) if isinstance(network, nn.Sequential) else [network]
     if not all(isinstance(layer, nn.Linear | nn.ReLU | nn.Tanh | nn.Identity) for layer in layers):
-        output, pullback = vjp(lambda p: functional_call(network, p, (x,)), params)
-        return output, lambda cotangents: vmap(pullback)(cotangents)[0]
+        output, network_vjp = vjp(lambda p: functional_call(network, p, (x,)), params)[:2]
+        return output, lambda cotangents: vmap(network_vjp)(cotangents)[0]
     prefix = "{}." if isinstance(network, nn.Sequential) else ""
     inputs: list[torch.Tensor] = []  # the input of each layer
     h = x
@@ -339,8 +339,8 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
         # linear in the output, so its per-lane backward is one multiply instead of the KL's chain.
         # (First derivatives are exact; `amortize` offers no second derivatives.)
         output = encoder.detach()
-        kl, pullback = vjp(lambda h: self.kl({"encoder": h}), output)
-        (slope,) = pullback(torch.ones_like(kl))
+        kl, kl_vjp = vjp(lambda h: self.kl({"encoder": h}), output)[:2]
+        (slope,) = kl_vjp(torch.ones_like(kl))
         kl = kl + ((encoder - output) * slope).sum(-1)
         return self.log_likelihood(theta, z) - kl
 
