@@ -41,6 +41,21 @@ METRICS: tuple[str, ...] = (
     "work_variance",
 )
 """Metrics with a ``_lo``/``_hi`` interval, in CSV order (``kurtosis`` follows, without one)."""
+SHOWN_METRICS: tuple[str, ...] = (
+    "variance",
+    "variance_per_coord",
+    "mse",
+    "bias",
+    "mean",
+    "snr",
+    "cosine",
+    "sec_per_estimate",
+    "work_variance",
+    "kurtosis",
+)
+"""Metrics a summary, a report table or a plot can show (the choices of ``rpbench run --metric``)."""
+HIGHER_IS_BETTER: frozenset[str] = frozenset({"snr", "cosine"})
+"""Metrics where larger is better (for the rest smaller is better; for bias, smaller in absolute value)."""
 TIMING: frozenset[str] = frozenset({"setup_seconds", "sec_per_estimate", "work_variance"})
 """Metrics (with their bounds) that depend on the machine's speed."""
 

@@ -41,22 +41,6 @@ SIGNIFICANT_LEVEL = 1.0 - 2.0 * NormalDist().cdf(-4.0)
 COLUMNS: tuple[str, ...] = metric_columns()
 """The metric columns of a row, in CSV order."""
 
-SHOWN_METRICS: tuple[str, ...] = (
-    "variance",
-    "variance_per_coord",
-    "mse",
-    "bias",
-    "mean",
-    "snr",
-    "cosine",
-    "sec_per_estimate",
-    "work_variance",
-    "kurtosis",
-)
-"""Metrics a summary, a report table or a plot can show."""
-HIGHER_IS_BETTER = frozenset({"snr", "cosine"})
-"""Metrics where larger is better (for the rest, smaller is better; for bias, smaller in absolute value)."""
-
 
 @dataclass(frozen=True)
 class Interval:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
 import torch
 
 from rpbench.engine import cell_seed, estimate_all
+from rpbench.estimators.base import Estimator
+from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
 from rpbench.registry import get_estimator, get_task
 from rpbench.tasks.base import Task, Theta
+from rpbench.truth import truth_of
 
 CPU = torch.device("cpu")
 
@@ -43,6 +47,29 @@ def max_z_score(values: torch.Tensor, exact: torch.Tensor) -> float:
 @pytest.fixture
 def cpu() -> torch.device:
     return CPU
+
+
+@functools.cache
+def categorical() -> Task:
+    """The 2 × 3 categorical VAE the discrete estimators' tests share (enumerable: exact truth)."""
+    return vae("discrete-vae", latents=2, categories=3)
+
+
+@functools.cache
+def bernoulli() -> Task:
+    """The 6-latent Bernoulli VAE the discrete estimators' tests share (enumerable: exact truth)."""
+    return vae("bernoulli-vae", latents=6)
+
+
+def bias_lo(task: Task, estimator: Estimator, samples: int = 3000, batch: int = 2, seed: int = 3) -> dict[str, float]:
+    """Per group, the lower end of the 4-SE bias interval against the enumerated truth (0: unbiased)."""
+    truth = truth_of(task)
+    assert truth is not None and truth.kind == "enumeration"
+    draws = estimate_all(task, estimator, samples, batch, seed)
+    return {
+        group: summarize(values, truth.gradient[group], [1.0], level=SIGNIFICANT_LEVEL)["bias_lo"]
+        for group, values in draws.items()
+    }
 
 
 def vae(name: str, **config: object) -> Task:

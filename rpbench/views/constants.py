@@ -8,26 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rpbench.columns import HIGHER_IS_BETTER as HIGHER_IS_BETTER
 from rpbench.columns import METRICS as METRICS_WITH_CI
+from rpbench.columns import SHOWN_METRICS as SHOWN_METRICS
 from rpbench.errors import UsageError
 
-SHOWN_METRICS: tuple[str, ...] = (
-    "variance",
-    "variance_per_coord",
-    "mse",
-    "bias",
-    "mean",
-    "snr",
-    "cosine",
-    "sec_per_estimate",
-    "work_variance",
-    "kurtosis",
-)
-"""Metrics a summary, a report table or a plot can show (the same choice as ``rpbench run --metric``)."""
 WITH_CI: frozenset[str] = frozenset(METRICS_WITH_CI)
 """Metrics that have ``<metric>_lo`` / ``<metric>_hi`` columns."""
-HIGHER_IS_BETTER: frozenset[str] = frozenset({"snr", "cosine"})
-"""Metrics where larger is better (for the rest smaller is better; for bias, smaller in absolute value)."""
 NO_BEST: frozenset[str] = frozenset({"mean"})
 """Metrics without a best value (a mean is neither good nor bad)."""
 

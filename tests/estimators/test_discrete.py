@@ -7,8 +7,6 @@ test_relaxed.py, test_score.py.
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from rpbench.engine import flatten_groups
@@ -16,20 +14,10 @@ from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
 from rpbench.registry import ESTIMATORS, load_builtins
 from rpbench.tasks.base import Task
 from rpbench.truth import truth_of
-from tests.conftest import estimates, vae
+from tests.conftest import bernoulli, categorical, estimates
 
 load_builtins()
 FAST = {"rebar": {"tune_steps": 20}, "relax": {"tune_steps": 20}}
-
-
-@functools.cache
-def categorical() -> Task:
-    return vae("discrete-vae", latents=2, categories=3)
-
-
-@functools.cache
-def bernoulli() -> Task:
-    return vae("bernoulli-vae", latents=6)
 
 
 def strict(task: Task, name: str, samples: int = 3000, batch: int = 2, **config: object) -> dict[str, dict]:

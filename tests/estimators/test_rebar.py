@@ -11,46 +11,22 @@ adds a learned network ``r_ψ``.  With η = 0 (and r_ψ = 0) the estimator is RE
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 
-from rpbench.engine import estimate_all, flatten_groups
+from rpbench.engine import flatten_groups
 from rpbench.estimators.base import Estimator, per_estimate_gradients
 from rpbench.estimators.rebar import Rebar, Relax
 from rpbench.estimators.score import Score
-from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
+from rpbench.metrics import summarize
 from rpbench.registry import ESTIMATORS
 from rpbench.tasks.base import Task, Theta
-from rpbench.truth import truth_of
-from tests.conftest import estimates, vae
-
-
-@functools.cache
-def categorical() -> Task:
-    return vae("discrete-vae", latents=2, categories=3)
-
-
-@functools.cache
-def bernoulli() -> Task:
-    return vae("bernoulli-vae", latents=6)
+from tests.conftest import bernoulli, bias_lo, categorical, estimates, vae
 
 
 def initial(cls: type[Estimator], eta: float = 1.0, lam: float = 0.5, **config: object) -> Estimator:
     """The estimator at its initial control variate (no variance tuning)."""
     return cls({"eta": eta, "lam": lam, "tune_steps": 0, **config})
-
-
-def bias_lo(task: Task, estimator: Estimator, samples: int = 3000, batch: int = 2, seed: int = 3) -> dict[str, float]:
-    """Per group, the lower end of the 4-SE bias interval against the enumerated truth (0: unbiased)."""
-    truth = truth_of(task)
-    assert truth is not None and truth.kind == "enumeration"
-    draws = estimate_all(task, estimator, samples, batch, seed)
-    return {
-        group: summarize(values, truth.gradient[group], [1.0], level=SIGNIFICANT_LEVEL)["bias_lo"]
-        for group, values in draws.items()
-    }
 
 
 class _WithoutConditional:

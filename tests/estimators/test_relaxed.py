@@ -12,7 +12,6 @@ hard sample:
 
 from __future__ import annotations
 
-import functools
 import itertools
 from types import SimpleNamespace
 
@@ -28,20 +27,10 @@ from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
 from rpbench.registry import ESTIMATORS, load_builtins
 from rpbench.tasks.base import Task, Theta
 from rpbench.truth import truth_of
-from tests.conftest import estimates, vae
+from tests.conftest import bernoulli, categorical, estimates, vae
 
 load_builtins()
 RELAXED = ("gumbel", "st-gumbel", "gumbel-rao")
-
-
-@functools.cache
-def categorical() -> Task:
-    return vae("discrete-vae", latents=2, categories=3)
-
-
-@functools.cache
-def bernoulli() -> Task:
-    return vae("bernoulli-vae", latents=6)
 
 
 def encoder(task: Task, name: str, samples: int = 3000, batch: int = 2, **config: object) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The view-side metric constants agree with the columns' contract and with the metrics module."""
+"""The view-side metric constants agree with the columns' contract and with what the metrics module writes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from rpbench.views import constants
 
 
 def test_metrics_a_view_shows_are_the_measured_ones() -> None:
-    assert constants.SHOWN_METRICS == metrics.SHOWN_METRICS
-    assert constants.HIGHER_IS_BETTER == metrics.HIGHER_IS_BETTER
+    assert constants.SHOWN_METRICS is columns.SHOWN_METRICS  # one definition, torch-free
+    assert set(constants.SHOWN_METRICS) <= set(metrics.COLUMNS)  # each one a column summarize() writes
     assert set(constants.SHOWN_METRICS) == {*columns.METRICS, "kurtosis"}
     assert set(columns.METRICS) == constants.WITH_CI and "kurtosis" not in constants.WITH_CI
     assert set(constants.COMPARED) <= set(constants.SHOWN_METRICS) and constants.SPEED in columns.METRICS
