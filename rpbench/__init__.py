@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rpbench.errors import UsageError
     from rpbench.estimators.base import Estimator
     from rpbench.params import ParamSpec
-    from rpbench.registry import register_estimator, register_task
+    from rpbench.registry import RegistrationError, register_estimator, register_task
     from rpbench.sweep import CellReport
     from rpbench.tasks.base import Task
     from rpbench.views.compare import Comparison
@@ -42,6 +42,7 @@ _EXPORTS = {
     "CellReport": "rpbench.sweep",
     "UsageError": "rpbench.errors",
     "register_task": "rpbench.registry",
+    "RegistrationError": "rpbench.registry",
     "register_estimator": "rpbench.registry",
     "Task": "rpbench.tasks.base",
     "Estimator": "rpbench.estimators.base",
@@ -53,6 +54,7 @@ __all__ = [
     "Comparison",
     "Estimator",
     "ParamSpec",
+    "RegistrationError",
     "Run",
     "Task",
     "UsageError",
