@@ -99,6 +99,8 @@ def _estimator_list(estimators: str | Sequence[str] | None) -> list[str] | None:
         return None
     if isinstance(estimators, str):
         return [estimators]
+    if not estimators:
+        raise UsageError("--estimator: no estimator given; give 'all' or names such as 'score,pathwise'")
     if not all(isinstance(e, str) for e in estimators):
         raise UsageError(f"--estimator {estimators!r}: give estimator specs as strings, e.g. 'score,pathwise'")
     return list(estimators)

@@ -86,6 +86,7 @@ def test_a_suite_mapping_runs_like_a_suite_file(tmp_path: Path) -> None:
     [
         ({"task": "nope"}, "unknown task 'nope'; valid tasks:"),
         ({"estimators": "nope"}, "unknown estimator 'nope'"),
+        ({"estimators": []}, "no estimator given"),
         ({"params": {"sigma": -1}}, "parameter sigma=.* is out of range"),
         ({"params": {"sigma": [object()]}}, "expected a number or a string"),
         ({"samples": 1}, "need K >= 2"),
