@@ -137,3 +137,39 @@ def columns_from_json(entries: Sequence[dict[str, str]]) -> list[Column]:
             raise ValueError(f"column entry {entry!r} lacks name, role or type")
         columns.append(Column(**{k: entry[k] for k in ("name", "role", "type", "kind", "of") if k in entry}))
     return columns
+
+
+CURVE_RUN_KEYS: tuple[str, ...] = ("seed", "device", "batch", "lr", "steps", "eval_samples")
+"""A training run's settings: its seed (initialisation and minibatch stream), device, n samples per
+image, Adam's learning rate, planned steps, samples of the importance-weighted bound (images per
+step are the task's ``minibatch``)."""
+CURVE_METRICS: tuple[str, ...] = ("train_elbo", "eval_elbo", "eval_elbo_se", "eval_iwae")
+"""Measured at each evaluation point of a training run (``curves.csv``), in CSV order."""
+
+
+def curve_columns(
+    task_params: Iterable[tuple[str, type]], estimator_params: Iterable[tuple[str, type]]
+) -> list[Column]:
+    """Every column of a training run's ``curves.csv``, in order (one row per evaluation point).
+
+    Keys: the identity (``task``, ``estimator``, ``biased``), the run's settings
+    (:data:`CURVE_RUN_KEYS`), the task and estimator parameters, and ``step`` (kind ``step``);
+    then ``run_seed`` (the run's identity on resume), ``seconds`` (training wall-clock so far,
+    evaluation excluded: timing), the metrics (:data:`CURVE_METRICS`), ``status`` and ``error``.
+    """
+    tasks, estimators = dict(task_params), dict(estimator_params)
+    reserved = {*IDENTITY, *CURVE_RUN_KEYS, "step", "run_seed", "seconds", *CURVE_METRICS, "status", "error"}
+    clash = sorted((set(tasks) & set(estimators)) | ((set(tasks) | set(estimators)) & reserved))
+    if clash:
+        raise ValueError(f"parameter name(s) {', '.join(clash)} would name two columns of curves.csv")
+    types = {"seed": "int", "device": "str", "batch": "int", "lr": "float", "steps": "int", "eval_samples": "int"}
+    columns = [Column(name, "key", "bool" if name == "biased" else "str", "identity") for name in IDENTITY[:3]]
+    columns += [Column(name, "key", types[name], "run") for name in CURVE_RUN_KEYS]
+    columns += [Column(n, "key", _typed(t), "task") for n, t in tasks.items()]
+    columns += [Column(n, "key", _typed(t), "estimator") for n, t in estimators.items()]
+    columns.append(Column("step", "key", "int", "step"))
+    columns.append(Column("run_seed", "outcome", "int"))
+    columns.append(Column("seconds", "timing", "float"))
+    columns += [Column(name, "metric", "float") for name in CURVE_METRICS]
+    columns += [Column("status", "outcome", "str"), Column("error", "outcome", "str")]
+    return columns
