@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from rpbench._version import __version__
 
 if TYPE_CHECKING:
-    from rpbench.api import compare, load, plot, report, run
+    from rpbench.api import compare, load, plot, report, run, train
     from rpbench.errors import UsageError
     from rpbench.estimators.base import Estimator
     from rpbench.params import ParamSpec
@@ -37,6 +37,7 @@ _EXPORTS = {
     "report": "rpbench.api",
     "plot": "rpbench.api",
     "compare": "rpbench.api",
+    "train": "rpbench.api",
     "Run": "rpbench.views.loader",
     "Comparison": "rpbench.views.compare",
     "CellReport": "rpbench.sweep",
@@ -66,6 +67,7 @@ __all__ = [
     "register_task",
     "report",
     "run",
+    "train",
 ]
 
 

@@ -8,7 +8,8 @@ prints.  Nothing here prints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,53 @@ def run(
     if outcome.path is not None:
         return load_run(outcome.path)
     return run_from_text(outcome.results_text or "", outcome.coords_text, outcome.meta, source="<memory>")
+
+
+def train(
+    task: str = "discrete-vae",
+    estimators: str | Sequence[str] | None = None,
+    params: Params | None = None,
+    steps: int = 1000,
+    eval_every: int | None = None,
+    seeds: Sequence[int] = (0,),
+    *,
+    lr: float = 1e-3,
+    train_batch: int | None = None,
+    batch: int = 1,
+    eval_samples: int = 100,
+    time_budget: float | None = None,
+    device: str = "cpu",
+    out: str | Path | None = None,
+    plugins: Sequence[str] = (),
+    on_point: Callable[[dict[str, object]], None] | None = None,
+) -> Run:
+    """Train the task's model with each estimator configuration and seed; its learning curves.
+
+    Every keyword is an option of ``rpbench train``.  ``seeds`` are the runs' model seeds (the
+    initialisation and the minibatch stream); ``train_batch`` images per step (the task's
+    ``minibatch``), ``batch`` samples per image; evaluation every ``eval_every`` steps (default:
+    10 points) with an ``eval_samples``-sample importance-weighted bound; ``time_budget`` stops
+    each run after that much training wall-clock.  ``out=None`` writes nothing.  The returned
+    :class:`Run` holds ``curves.csv``'s rows; ``on_point`` gets each row as it is measured.
+    """
+    from rpbench.training.loop import Schedule
+    from rpbench.training.runs import CURVES_FILE, TrainPlan
+    from rpbench.training.runs import train as run_training
+
+    lists = _param_lists(params)
+    if train_batch is not None:
+        if "minibatch" in lists:
+            raise UsageError("--train-batch sets the task's minibatch; drop --param minibatch")
+        lists["minibatch"] = [str(train_batch)]
+    every = eval_every if eval_every is not None else max(1, steps // 10)
+    schedule = Schedule(steps, every, lr, eval_samples, math.inf if time_budget is None else time_budget)
+    request = TrainPlan(task, lists, _estimator_list(estimators) or ["all"], list(seeds), batch, schedule, device)
+    request.plugins = list(plugins)
+    outcome = run_training(request, None if out is None else Path(out), on_point)
+    if outcome.path is None:
+        return run_from_text(outcome.curves_text or "", None, outcome.meta, source="<memory>")
+    curves = outcome.path / CURVES_FILE
+    return run_from_text(curves.read_text(encoding="utf-8"), None, outcome.meta, str(curves), outcome.path)
 
 
 def _estimator_list(estimators: str | Sequence[str] | None) -> list[str] | None:

@@ -1,4 +1,4 @@
-"""The ``rpbench`` command line: ``list``, ``run``, ``report``, ``plot``, ``compare``.
+"""The ``rpbench`` command line: ``list``, ``run``, ``train``, ``report``, ``plot``, ``compare``.
 
 A thin layer over the Python API (:mod:`rpbench.api`): each command parses its options, calls the
 API and prints.  Bad input of any kind (an unknown name, a value out of range, an unusable path
@@ -189,6 +189,71 @@ def print_outcome(run: Run, metric: str, quiet: bool) -> None:
             console.print(f"[red]failed: {row['task']} {row['estimator']} group {row['group']}: {row['error']}[/]")
         console.print(f"[red]{len(failed)} rows failed (status=failed in the CSV); the rest of the sweep completed[/]")
         raise typer.Exit(1)
+
+
+@app.command("train")
+def train_command(
+    task: Annotated[str, typer.Option("--task", "-t", help="A trainable task (the VAEs).")] = "discrete-vae",
+    estimator: Annotated[
+        list[str] | None, typer.Option("--estimator", "-e", help='As for run: "gumbel,score+loo" (repeatable).')
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Task parameter key=value; a comma list sweeps.")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Adam steps per run.")] = 1000,
+    eval_every: Annotated[
+        int | None, typer.Option("--eval-every", help="Steps between evaluations. [default: steps/10]")
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="Comma list of seeds (initialisation and minibatch stream).")] = "0",
+    lr: Annotated[float, typer.Option(help="Adam's learning rate.")] = 1e-3,
+    train_batch: Annotated[
+        int | None, typer.Option("--train-batch", help="Images per step (the task's minibatch).")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", "-n", help="Samples per image per step.")] = 1,
+    eval_samples: Annotated[
+        int, typer.Option("--eval-samples", help="Samples of the importance-weighted bound.")
+    ] = 100,
+    time_budget: Annotated[
+        float | None, typer.Option("--time-budget", help="Stop each run after this many seconds of training.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    out: Annotated[Path, typer.Option(help="Each training run set writes OUT/<run-id>/curves.csv.")] = Path("results"),
+    plugin: PluginOption = None,
+) -> None:
+    """Train the model with each estimator and seed; learning curves (held-out ELBO and bound) in curves.csv."""
+    run = api.train(
+        task=task,
+        estimators=estimator,
+        params=parse_task_params(param, task) if param else None,
+        steps=steps,
+        eval_every=eval_every,
+        seeds=parse_seeds(seeds),
+        lr=lr,
+        train_batch=train_batch,
+        batch=batch,
+        eval_samples=eval_samples,
+        time_budget=time_budget,
+        device=device,
+        out=out,
+        plugins=plugin or [],
+    )
+    console.print(f"wrote {len(run.results)} rows to {run.path / 'curves.csv' if run.path else 'memory'}")
+    failed = run.results[run.results["status"] == "failed"]
+    for row in failed.to_dict("records"):
+        console.print(f"[red]failed: {row['estimator']} seed {row['seed']} at step {row['step']}: {row['error']}[/]")
+    if len(failed):
+        raise typer.Exit(1)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 0,1,2`` as integers >= 0; a :class:`UsageError` otherwise."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--seeds {text!r}: expected a comma list of integers >= 0, e.g. 0,1,2") from None
+    if min(seeds) < 0:
+        raise UsageError(f"--seeds {text!r}: expected a comma list of integers >= 0, e.g. 0,1,2")
+    return seeds
 
 
 @app.command("report")

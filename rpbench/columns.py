@@ -139,9 +139,9 @@ def columns_from_json(entries: Sequence[dict[str, str]]) -> list[Column]:
     return columns
 
 
-CURVE_RUN_KEYS: tuple[str, ...] = ("seed", "device", "batch", "lr", "steps", "eval_samples")
+CURVE_RUN_KEYS: tuple[str, ...] = ("seed", "device", "batch", "lr", "train_steps", "eval_samples")
 """A training run's settings: its seed (initialisation and minibatch stream), device, n samples per
-image, Adam's learning rate, planned steps, samples of the importance-weighted bound (images per
+image, Adam's learning rate, planned steps (`--steps`), samples of the importance-weighted bound (images per
 step are the task's ``minibatch``)."""
 CURVE_METRICS: tuple[str, ...] = ("train_elbo", "eval_elbo", "eval_elbo_se", "eval_iwae")
 """Measured at each evaluation point of a training run (``curves.csv``), in CSV order."""
@@ -162,7 +162,7 @@ def curve_columns(
     clash = sorted((set(tasks) & set(estimators)) | ((set(tasks) | set(estimators)) & reserved))
     if clash:
         raise ValueError(f"parameter name(s) {', '.join(clash)} would name two columns of curves.csv")
-    types = {"seed": "int", "device": "str", "batch": "int", "lr": "float", "steps": "int", "eval_samples": "int"}
+    types = {"seed": "int", "device": "str", "batch": "int", "lr": "float", "train_steps": "int", "eval_samples": "int"}
     columns = [Column(name, "key", "bool" if name == "biased" else "str", "identity") for name in IDENTITY[:3]]
     columns += [Column(name, "key", types[name], "run") for name in CURVE_RUN_KEYS]
     columns += [Column(n, "key", _typed(t), "task") for n, t in tasks.items()]

@@ -150,7 +150,8 @@ class RunWriter:
     """Writes one run folder: ``run.json``, then each table's header, then every cell's rows appended.
 
     The folder is locked for the writer's lifetime (:mod:`filelock`), so two processes never
-    write into one run.  With ``resume`` the tables are first repaired
+    write into one run.  ``table`` names the main table (``curves.csv`` for a training run).  With
+    ``resume`` the tables are first repaired
     (:func:`rpbench.tables.keep_complete_cells`): the rows of a cell whose write was cut are
     dropped, so that the cell is measured again; ``expected`` gives each planned cell's row count.
     """
@@ -162,12 +163,13 @@ class RunWriter:
         columns: Sequence[str],
         resume: bool = False,
         expected: Mapping[int, int] | None = None,
+        table: str = RESULTS_FILE,
     ) -> None:
         self.run_dir = run_dir
         self._lock = lock_run_dir(run_dir)
         self.metadata: dict[str, Any] = dict(metadata)
         self.finished_cells: set[int] = set()
-        results, coords = run_dir / RESULTS_FILE, run_dir / COORDS_FILE
+        results, coords = run_dir / table, run_dir / COORDS_FILE
         try:
             if resume:
                 self.finished_cells = _repair(results, coords, columns, expected or {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rpbench.columns import RESERVED, Column, columns_from_json, metric_columns, result_columns
+from rpbench.columns import RESERVED, Column, columns_from_json, curve_columns, metric_columns, result_columns
 from rpbench.metrics import COLUMNS
 
 
@@ -44,3 +44,14 @@ def test_a_name_that_would_make_two_columns_is_refused(tasks: list, estimators: 
 def test_reserved_names_cover_every_column_a_row_always_has() -> None:
     always = {c.name for c in result_columns([], [])}
     assert always <= RESERVED and {"seed", "group", "coord"} <= RESERVED
+
+
+def test_curve_columns_key_a_row_by_configuration_seed_and_step() -> None:
+    columns = curve_columns([("latents", int), ("steps", int)], [("tau", float)])
+    by_name = {c.name: c for c in columns}
+    keys = [c.name for c in columns if c.role == "key"]
+    assert keys[:3] == ["task", "estimator", "biased"] and keys[-1] == "step" and by_name["step"].kind == "step"
+    assert {"seed", "train_steps", "lr", "latents", "steps", "tau"} <= set(keys)  # the task's steps is its own
+    assert by_name["seconds"].role == "timing" and by_name["eval_iwae"] == Column("eval_iwae", "metric", "float")
+    with pytest.raises(ValueError, match=r"would name two columns of curves\.csv"):
+        curve_columns([("seed", int)], [])

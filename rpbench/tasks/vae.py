@@ -93,6 +93,8 @@ COMMON_PARAMS = (
 )
 
 _INITIAL_STATES: dict[tuple[object, ...], ModelState] = {}
+EVAL_BINARIZATION_SEED = 0x5EED
+"""Seed of the eval images' dynamic binarisation: one fixed draw, whatever the model seed."""
 
 
 Pullback = Callable[[torch.Tensor], dict[str, torch.Tensor]]
@@ -263,13 +265,27 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
 
     @contextmanager
     def evaluated_at(self, theta: ModelState, x: torch.Tensor) -> Iterator[None]:
-        """Inside the block θ is ``theta`` (its tensors as given) and the minibatch is ``x``."""
-        saved = self._theta, self.x, self._exact
-        self._theta, self.x, self._exact = cast(Theta, theta), x, None
+        """Inside the block θ is ``theta`` (its tensors as given) and the minibatch is ``x`` (of any size)."""
+        saved = self._theta, self.x, self._exact, self.minibatch
+        self._theta, self.x, self._exact, self.minibatch = cast(Theta, theta), x, None, x.shape[0]
         try:
             yield
         finally:
-            self._theta, self.x, self._exact = saved
+            self._theta, self.x, self._exact, self.minibatch = saved
+
+    def eval_images(self) -> torch.Tensor:
+        """The data set's fixed eval split, binarised as configured (a dynamic draw from a fixed seed,
+        the same for every model seed): ``(N_eval, pixels)`` on ``device``."""
+        generator = torch.Generator().manual_seed(EVAL_BINARIZATION_SEED)
+        return binarize(self.data.eval, str(self.config["binarize"]), generator).to(self.device)
+
+    def log_joint(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        """``log p(x_u, z_u) = log p(x_u | z_u) + log p(z_u)`` per unit: ``(..., U)``."""
+        return self.log_likelihood(theta, z) + self.log_prior(z)
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """``log p(z_u)`` per unit under the model's prior: ``(..., U)``."""
+        raise NotImplementedError
 
     def load_state(self, theta: ModelState) -> None:
         """Measure at model state ``theta`` (``{"encoder": {…}, "decoder": {…}}``, named as the networks'
@@ -420,6 +436,10 @@ class _RelaxableVAE(VAETask, RelaxableLatent):
     def kl(self, theta: Theta) -> torch.Tensor:
         return self.latent.kl_to_uniform(self.logits(theta))
 
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """The uniform prior (zero logits: ``1/categories`` per variable, or Bern(1/2))."""
+        return self.latent.log_prob(torch.zeros_like(z), z)
+
     @property
     def latent_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -566,6 +586,10 @@ class GaussianVAE(VAETask):
     def kl(self, theta: Theta) -> torch.Tensor:
         mean, scale = self._moments(theta)
         return 0.5 * (mean**2 + scale**2 - 1.0 - 2.0 * torch.log(scale)).sum(-1)
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """The standard normal prior N(0, I)."""
+        return (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1)
 
     def latent_space_size(self) -> float:
         return math.inf

@@ -1,0 +1,146 @@
+"""One training run: a task configuration, an estimator configuration and a seed, from the same start.
+
+The seed is the task's ``model_seed``: it fixes the initial model (every estimator of one seed
+starts from the same one), the minibatch stream (a CPU generator seeded ``seed + 2``), the
+estimator's noise (a generator on the task's device seeded ``seed + 1``, as
+:func:`rpbench.training.warmup.train` does), the one-sample minibatch ELBO logged as
+``train_elbo`` (``seed + 3``) and the evaluation noise (seeded by the seed alone, so
+that step 0 gives the same numbers for every estimator).  Each step: one minibatch of
+``minibatch`` images, one gradient estimate of ``batch`` samples per image from the estimator,
+one Adam step ascending the ELBO.  Evaluation points: step 0, every ``eval_every`` steps, and the
+last step (``steps``, or where ``time_budget`` seconds of training ran out).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import cast
+
+import torch
+
+from rpbench.estimators.base import Estimator
+from rpbench.tasks.vae import VAETask
+from rpbench.training.evaluate import evaluate
+
+_PREPARE_STREAM = 0x5BD1E995
+_EVAL_STREAM = 0xE7A1
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long and how a run trains: steps, evaluation points, Adam's rate, the bound's samples."""
+
+    steps: int
+    eval_every: int
+    lr: float = 1e-3
+    eval_samples: int = 100
+    time_budget: float = math.inf
+    """Training wall-clock seconds after which the run stops (an equal-time comparison)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One evaluation point of a run (a row of ``curves.csv`` without the configuration)."""
+
+    step: int
+    seconds: float
+    train_elbo: float
+    eval_elbo: float
+    eval_elbo_se: float
+    eval_iwae: float
+    status: str = "ok"
+    error: str = ""
+
+
+def train_curve(task: VAETask, estimator: Estimator, batch: int, schedule: Schedule) -> Iterator[Point]:
+    """The run's evaluation points, step 0 first.
+
+    A non-finite gradient or bound, or an exception, ends the run with a failed point at the step
+    where it happened (its metrics empty); the caller's other runs go on.
+    """
+    run = _Run(task, estimator, batch, schedule)
+    try:
+        yield from run.points()
+    except Exception as exc:  # recorded as the run's last point
+        yield run.failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:500])
+
+
+class _Run:
+    """The state of one run: the model, Adam, the generators, the step and the clock."""
+
+    def __init__(self, task: VAETask, estimator: Estimator, batch: int, schedule: Schedule) -> None:
+        self.task, self.estimator, self.batch, self.schedule = task, estimator, batch, schedule
+        self.seed = seed = task.model_seed
+        self.theta = {
+            group: {k: v.to(task.device).requires_grad_(True) for k, v in params.items()}
+            for group, params in task.initial_state().items()
+        }
+        leaves = [v for params in self.theta.values() for v in params.values()]
+        self.optimizer = torch.optim.Adam(leaves, lr=schedule.lr)
+        self.noise = torch.Generator(device=task.device).manual_seed(seed + 1)
+        self.minibatches = torch.Generator().manual_seed(seed + 2)
+        self.elbo_noise = torch.Generator(device=task.device).manual_seed(seed + 3)
+        self.images = task.eval_images()
+        self.step, self.seconds = 0, 0.0
+
+    def points(self) -> Iterator[Point]:
+        task, schedule = self.task, self.schedule
+        with task.evaluated_at(self.theta, task.draw_minibatch(torch.Generator().manual_seed(self.seed + 2))):
+            prepare = torch.Generator(device=task.device).manual_seed(self.seed ^ _PREPARE_STREAM)
+            self.estimator.prepare(task, self.batch, prepare)  # at the initial state (online adaptation: not yet)
+        elbos: list[float] = []
+        yield self.evaluated(math.nan)
+        while self.step < schedule.steps and self.seconds < schedule.time_budget:
+            self.step += 1
+            x = task.draw_minibatch(self.minibatches)
+            start = time.perf_counter()
+            finite = self.take_step(x)
+            self.seconds += time.perf_counter() - start
+            if not finite:
+                yield self.failed("FloatingPointError: non-finite gradient")
+                return
+            elbos.append(_minibatch_elbo(task, self.theta, x, self.elbo_noise))
+            last = self.step == schedule.steps or self.seconds >= schedule.time_budget
+            if self.step % schedule.eval_every == 0 or last:
+                found = self.evaluated(sum(elbos) / len(elbos))
+                elbos = []
+                yield found
+                if found.status != "ok":
+                    return
+
+    def take_step(self, x: torch.Tensor) -> bool:
+        """One estimate on minibatch ``x`` and one Adam step; whether the gradient was finite."""
+        with self.task.evaluated_at(self.theta, x):
+            estimate = self.estimator.estimate(self.task, 1, self.batch, self.noise)
+        finite = True
+        for group, params in self.theta.items():
+            gradients = cast(dict[str, torch.Tensor], estimate[group])
+            for key, value in params.items():
+                value.grad = -gradients[key][0].detach()  # ascend the ELBO
+                finite = finite and bool(torch.isfinite(value.grad).all())
+        if finite:
+            self.optimizer.step()
+        return finite
+
+    def evaluated(self, train_elbo: float) -> Point:
+        """The held-out bounds now (the same evaluation noise at every point of every run of this seed)."""
+        noise = torch.Generator(device=self.task.device).manual_seed(self.seed ^ _EVAL_STREAM)
+        found = evaluate(self.task, self.theta, self.images, self.schedule.eval_samples, noise)
+        if not (math.isfinite(found.elbo) and math.isfinite(found.iwae)):
+            return self.failed("FloatingPointError: non-finite held-out bound")
+        return Point(self.step, self.seconds, train_elbo, found.elbo, found.elbo_se, found.iwae)
+
+    def failed(self, error: str) -> Point:
+        """A failed point at the current step."""
+        return Point(self.step, self.seconds, math.nan, math.nan, math.nan, math.nan, "failed", error)
+
+
+@torch.no_grad()
+def _minibatch_elbo(task: VAETask, theta: dict, x: torch.Tensor, generator: torch.Generator) -> float:
+    """A one-sample ELBO of the minibatch just trained on (outside the step's timing)."""
+    with task.evaluated_at(theta, x):
+        z = task.sample(theta, task.noise(generator, (1,)))
+        return float(task.objective(theta, z).mean())

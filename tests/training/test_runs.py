@@ -1,0 +1,73 @@
+"""rpbench train / rpbench.train: curves.csv as declared, in memory as on disk, bad input, failed runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import rpbench
+from rpbench.estimators.relaxed import GumbelSoftmax
+from tests.conftest import exit_code
+
+SMALL = {"latents": 2, "categories": 3, "hidden": 16}
+ARGS = ["train", "-p", "latents=2", "-p", "categories=3", "-p", "hidden=16", "-n", "2"]
+
+
+def test_curves_are_written_as_run_json_declares_and_equal_an_in_memory_run(tmp_path: Path) -> None:
+    kwargs = {"estimators": "gumbel:tau=0.5,1,score+loo", "params": SMALL, "steps": 6, "eval_every": 3}
+    written = rpbench.train(**kwargs, seeds=[0, 1], batch=2, eval_samples=4, out=tmp_path)  # type: ignore[arg-type]
+    assert written.path is not None and (written.path / "curves.csv").is_file()
+    assert not (written.path / "results.csv").exists()
+    meta = json.loads((written.path / "run.json").read_text())
+    header = (written.path / "curves.csv").read_text().splitlines()[0].split(",")
+    assert meta["kind"] == "train" and [c["name"] for c in meta["columns"]] == header
+    curves = written.results
+    assert len(curves) == 3 * 2 * 3  # estimator configurations × seeds × points (0, 3, 6)
+    assert set(curves["tau"].dropna()) == {0.5, 1.0} and curves["step"].tolist()[:3] == [0, 3, 6]
+    memory = rpbench.train(**kwargs, seeds=[0, 1], batch=2, eval_samples=4)  # type: ignore[arg-type]
+    same = ["estimator", "tau", "seed", "step", "train_elbo", "eval_elbo", "eval_elbo_se", "eval_iwae", "status"]
+    assert memory.path is None and memory.results[same].equals(curves[same])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--steps", "0"], "need at least 1 training step"),
+        (["--steps", "10", "--eval-every", "20"], "--eval-every 20: need 1 <= it <= --steps"),
+        (["--lr", "-1"], "a learning rate is a number > 0"),
+        (["-t", "gaussian"], "task gaussian cannot be trained; trainable tasks: bernoulli-vae, discrete-vae, vae"),
+        (["-e", "nope"], "unknown estimator 'nope'"),
+        (["--seeds", "0,x"], "expected a comma list of integers"),
+        (["-p", "steps=5"], "a training run sets it itself; use --steps"),
+        (["--train-batch", "4", "-p", "minibatch=8"], "drop --param minibatch"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2_with_nothing_written(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert exit_code([*ARGS, *extra, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_run_is_recorded_and_the_others_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = GumbelSoftmax.estimate
+
+    def fails_at_tau_half(self, task, samples, batch, generator):  # type: ignore[no-untyped-def]
+        if self.config["tau"] == 0.5:
+            raise RuntimeError("deliberately broken")
+        return original(self, task, samples, batch, generator)
+
+    monkeypatch.setattr(GumbelSoftmax, "estimate", fails_at_tau_half)
+    args = [*ARGS, "-e", "gumbel:tau=0.5,1", "--steps", "4", "--eval-every", "2", "--eval-samples", "3"]
+    assert exit_code([*args, "--out", str(tmp_path)]) == 1
+    assert "failed: gumbel seed 0 at step 1: RuntimeError: deliberately broken" in capsys.readouterr().out
+    (run_dir,) = list(tmp_path.iterdir())
+    curves = pd.read_csv(run_dir / "curves.csv")
+    assert curves.groupby("tau")["status"].apply(list).to_dict() == {0.5: ["ok", "failed"], 1.0: ["ok"] * 3}
