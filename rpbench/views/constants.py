@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rpbench.columns import CURVE_METRICS as CURVE_METRICS
 from rpbench.columns import HIGHER_IS_BETTER as HIGHER_IS_BETTER
 from rpbench.columns import METRICS as METRICS_WITH_CI
 from rpbench.columns import SHOWN_METRICS as SHOWN_METRICS
@@ -15,8 +16,16 @@ from rpbench.errors import UsageError
 
 WITH_CI: frozenset[str] = frozenset(METRICS_WITH_CI)
 """Metrics that have ``<metric>_lo`` / ``<metric>_hi`` columns."""
-NO_BEST: frozenset[str] = frozenset({"mean"})
-"""Metrics without a best value (a mean is neither good nor bad)."""
+NO_BEST: frozenset[str] = frozenset({"mean", "eval_elbo_se"})
+"""Metrics without a best value (a mean is neither good nor bad, nor is the SE of an evaluation)."""
+CURVE_HIGHER_IS_BETTER: frozenset[str] = frozenset({"train_elbo", "eval_elbo", "eval_iwae"})
+"""Training metrics where larger is better (bounds on the log-likelihood)."""
+BEST_IS_HIGHEST: frozenset[str] = HIGHER_IS_BETTER | CURVE_HIGHER_IS_BETTER
+"""Every metric a table shows whose best value is its largest."""
+TRAIN_DEFAULT_METRIC = "eval_elbo"
+"""What a training run's report and figure show unless asked."""
+TRAIN_X: tuple[str, ...] = ("step", "seconds")
+"""The x axes of a training run's learning curves."""
 
 COMPARED: tuple[str, ...] = ("variance", "variance_per_coord", "mse", "bias", "snr", "cosine")
 """Metrics ``compare`` accepts; :data:`SPEED` is always compared, separately."""

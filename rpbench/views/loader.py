@@ -1,7 +1,8 @@
 """The one loader of results: a run folder (or a results CSV) into a typed, checked :class:`Run`.
 
-``DIR/results.csv`` is read with ``DIR/run.json`` (and ``DIR/coords.csv`` where there is one); any
-other ``DIR/NAME.csv`` with ``DIR/NAME.json`` (e.g. the committed baseline
+``DIR/results.csv`` is read with ``DIR/run.json`` (and ``DIR/coords.csv`` where there is one); a
+training run's ``DIR/curves.csv`` (``rpbench train``: ``"kind": "train"`` in ``DIR/run.json``) with
+``DIR/run.json`` too; any other ``DIR/NAME.csv`` with ``DIR/NAME.json`` (e.g. the committed baseline
 ``results/baseline/ci.csv`` + ``ci.json``).  The roles and types of the columns come from the
 metadata's ``"columns"`` (:mod:`rpbench.columns`), so ints come back as ints, bools as bools::
 
@@ -36,6 +37,8 @@ from rpbench.params import parse_assignment
 from rpbench.views.labels import format_value, parse_bool
 
 RESULTS_FILE = "results.csv"
+CURVES_FILE = "curves.csv"
+"""A training run's evaluation points (:func:`rpbench.columns.curve_columns`), in place of ``results.csv``."""
 COORDS_FILE = "coords.csv"
 META_FILE = "run.json"
 DEFAULT_LEVEL = 0.95
@@ -44,15 +47,20 @@ ROLES = frozenset({"key", "metric", "ci", "timing", "outcome"})
 TYPES = frozenset({"str", "int", "float", "bool"})
 TORN_HINT = "the file was cut mid-write — rerun, or `rpbench run --resume` the folder"
 SHOWN_NAMES = 8
+KINDS = ("measure", "train")
+"""What a run folder holds: measurements (``results.csv``) or training curves (``curves.csv``)."""
+CURVE_REQUIRED = ("seed", "step", "seconds", "status")
+"""Columns every training run's curves have (the views group and pick rows by them)."""
 
 
 @dataclass(eq=False)
 class Run:
     """A run's results as typed frames, with its metadata and the role of every column.
 
-    ``results`` has one row per result (types from ``columns``); ``coords`` the per-coordinate
-    rows (an empty frame where there are none); ``meta`` the content of ``run.json``; ``path``
-    where it was read from (``None`` in memory).
+    ``results`` has one row per result (types from ``columns``) — for a training run
+    (:attr:`kind` ``"train"``) one row per evaluation point of ``curves.csv``; ``coords`` the
+    per-coordinate rows (an empty frame where there are none); ``meta`` the content of
+    ``run.json``; ``path`` where it was read from (``None`` in memory).
     """
 
     results: pd.DataFrame
@@ -66,6 +74,11 @@ class Run:
         """Confidence level of the stored intervals (``meta["options"]["level"]``; 0.95 where absent)."""
         options = self.meta.get("options") or {}
         return float(options.get("level", DEFAULT_LEVEL))
+
+    @property
+    def kind(self) -> str:
+        """``"train"`` for a training run (``meta["kind"]``, rows from ``curves.csv``), else ``"measure"``."""
+        return "train" if self.meta.get("kind") == "train" else "measure"
 
     def column(self, name: str) -> Column | None:
         """The role and type of column ``name`` (``None`` for a column the metadata does not know)."""
@@ -168,6 +181,21 @@ def _check_level(meta: dict[str, Any], where: str) -> None:
     level = options.get("level", DEFAULT_LEVEL) if isinstance(options, dict) else None
     if isinstance(level, bool) or not isinstance(level, int | float) or not 0.0 < level < 1.0:
         raise UsageError(f"{where}: options.level {level!r} is not a confidence level in (0, 1)")
+
+
+def _check_kind(meta: dict[str, Any], columns: list[Column], where: str, csv_path: Path | None = None) -> None:
+    """The kind of run is known, matches the table read (``csv_path``), and a training run has its columns."""
+    kind = meta.get("kind", "measure")
+    if kind not in KINDS:
+        raise UsageError(f"{where}: kind {kind!r} is not a kind of run; valid: {', '.join(KINDS)}")
+    if csv_path is not None and csv_path.name == CURVES_FILE and kind != "train":
+        raise UsageError(f'{csv_path}: training curves, but {where} does not say "kind": "train"')
+    if csv_path is not None and csv_path.name == RESULTS_FILE and kind == "train":
+        raise UsageError(f'{csv_path}: {where} says "kind": "train"; a training run\'s rows are in {CURVES_FILE}')
+    names = {c.name for c in columns}
+    missing = [name for name in CURVE_REQUIRED if name not in names]
+    if kind == "train" and missing:
+        raise UsageError(f'{where}: a training run ("kind": "train") without column(s) {", ".join(missing)}')
 
 
 def _records(text: str, source: str) -> tuple[list[str], list[list[str]], list[int]]:
@@ -347,13 +375,16 @@ def run_from_text(
     source: str = "<memory>",
     path: Path | None = None,
 ) -> Run:
-    """A :class:`Run` from the text of ``results.csv`` (and ``coords.csv``) and the run's metadata.
+    """A :class:`Run` from the text of ``results.csv`` (and ``coords.csv``) and the run's metadata
+    (or of a training run's ``curves.csv``, ``coords_text`` ``None``, where the metadata says
+    ``"kind": "train"``).
 
     The same checks and types as :func:`load_run` (which calls it); ``source`` names the results
     in error messages.  Coordinate columns take their key's type, ``coord`` is an int, the rest floats.
     """
     columns = _meta_columns(meta, source)
     _check_level(meta, source)
+    _check_kind(meta, columns, source)
     types = {c.name: c.type for c in columns}
     results = _frame(results_text, types.__getitem__, source, columns)
     coords = pd.DataFrame()
@@ -365,8 +396,10 @@ def run_from_text(
 
 
 def sidecar(csv_path: Path) -> Path:
-    """The metadata file of a results CSV: ``DIR/run.json`` for ``DIR/results.csv``, else ``DIR/NAME.json``."""
-    return csv_path.with_name(META_FILE) if csv_path.name == RESULTS_FILE else csv_path.with_suffix(".json")
+    """The metadata file of a results CSV: ``DIR/run.json`` for ``DIR/results.csv`` or
+    ``DIR/curves.csv``, else ``DIR/NAME.json``."""
+    in_folder = csv_path.name in (RESULTS_FILE, CURVES_FILE)
+    return csv_path.with_name(META_FILE) if in_folder else csv_path.with_suffix(".json")
 
 
 def _read_text(path: Path) -> str:
@@ -389,13 +422,15 @@ def _read_meta(meta_path: Path, csv_path: Path) -> dict[str, Any]:
         raise UsageError(f"{meta_path}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise UsageError(f"{meta_path}: not a run's metadata (a JSON object)")
-    _meta_columns(meta, str(meta_path))
+    columns = _meta_columns(meta, str(meta_path))
     _check_level(meta, str(meta_path))
+    _check_kind(meta, columns, str(meta_path), csv_path)
     return meta
 
 
 def load_run(path: str | Path) -> Run:
-    """Read a run folder (``results.csv``, ``run.json``, optional ``coords.csv``) or a results CSV.
+    """Read a run folder (``results.csv``, ``run.json``, optional ``coords.csv``; or a training
+    run's ``curves.csv`` and ``run.json``) or a results CSV.
 
     See the module docstring for the sidecar rule and the checks; every problem is a one-line
     :class:`UsageError` naming the file.
@@ -404,12 +439,17 @@ def load_run(path: str | Path) -> Run:
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder; give a run folder written by `rpbench run`")
     csv_path = path / RESULTS_FILE if path.is_dir() else path
+    if path.is_dir() and not csv_path.is_file() and (path / CURVES_FILE).is_file():
+        csv_path = path / CURVES_FILE
     if path.is_dir() and not csv_path.is_file():
-        raise UsageError(f"{path}: a folder without {RESULTS_FILE}; give a run folder written by `rpbench run`")
+        raise UsageError(
+            f"{path}: a folder without {RESULTS_FILE} (or {CURVES_FILE}); "
+            "give a run folder written by `rpbench run` (or `rpbench train`)"
+        )
     meta = _read_meta(sidecar(csv_path), csv_path)
     coords_path = csv_path.with_name(COORDS_FILE) if csv_path.name == RESULTS_FILE else None
     coords = _read_text(coords_path) if coords_path is not None and coords_path.is_file() else None
     return run_from_text(_read_text(csv_path), coords, meta, source=str(csv_path), path=path)
 
 
-__all__ = ["Run", "load_run", "run_from_text", "sidecar"]
+__all__ = ["CURVES_FILE", "Run", "load_run", "run_from_text", "sidecar"]

@@ -6,6 +6,13 @@ parameter group and per combination of the other task parameters that vary::
     run = load_run("results/20260101-120000-gaussian-abc123")
     save_figure(plot_figure(run, x="sigma", metric="variance"), Path("variance-vs-sigma.png"))
 
+A training run's figure (``run.kind == "train"``) draws learning curves instead: ``eval_elbo``
+(or another of :data:`~rpbench.columns.CURVE_METRICS`) against ``step`` or ``seconds``, one line
+per estimator configuration (the mean over seeds, a band for the Student-t interval over seeds),
+one panel per task configuration that varies::
+
+    plot_figure(load_run("results/20260101-120000-train-abc123"), x="seconds")
+
 Figures are drawn with matplotlib's object-oriented API (``Figure``, rendered by the Agg or PDF
 canvas at save time), never through ``pyplot``: nothing needs a display and importing this module
 does not change the backend of a user's session."""
@@ -31,7 +38,8 @@ from PIL import Image
 
 from rpbench.columns import RUN_KEYS
 from rpbench.errors import UsageError
-from rpbench.views.constants import SHOWN_METRICS, check_choice
+from rpbench.views.constants import CURVE_METRICS, SHOWN_METRICS, TRAIN_DEFAULT_METRIC, TRAIN_X, check_choice
+from rpbench.views.final import curve_frame, final_frame
 from rpbench.views.labels import estimator_labels, format_value, is_true, varying
 from rpbench.views.loader import Run
 from rpbench.views.report_layout import interval, parameters, select_group, settings_caption
@@ -179,7 +187,14 @@ def _panel(
     _style_axes(ax, plotted, *x_axis)
 
 
-def plot_figure(run: Run, x: str = "sigma", metric: str = "variance", group: str | None = None) -> Figure:
+DEFAULT_X = "sigma"
+DEFAULT_METRIC = "variance"
+"""What a measurement run's figure shows unless asked (a training run's: ``eval_elbo`` vs ``step``)."""
+CURVE_COLUMNS = 3
+"""Panels per row of a training run's figure."""
+
+
+def plot_figure(run: Run, x: str | None = None, metric: str | None = None, group: str | None = None) -> Figure:
     """Plot ``metric`` against the parameter ``x``: a figure to inspect or to :func:`save_figure`.
 
     One line per estimator configuration (labelled without ``x``) with markers and a band for
@@ -188,8 +203,13 @@ def plot_figure(run: Run, x: str = "sigma", metric: str = "variance", group: str
     ``group``) and per combination of the other task parameters that vary, each titled with its
     settings.  The y axis is logarithmic where a panel's positive values span more than 2 decades,
     the x axis where x is positive and spans more than 1.5.  A bad metric, x or group is a
-    :class:`UsageError`.
+    :class:`UsageError`.  ``x`` and ``metric`` ``None`` are the run kind's defaults (``sigma`` and
+    ``variance``; for a training run ``step`` and ``eval_elbo``, see :func:`curves_figure`).
     """
+    if run.kind == "train":
+        return curves_figure(run, "step" if x is None else x, TRAIN_DEFAULT_METRIC if metric is None else metric, group)
+    x = DEFAULT_X if x is None else x
+    metric = DEFAULT_METRIC if metric is None else metric
     check_choice(metric, SHOWN_METRICS, "metric")
     frame = select_group(run.results, group).reset_index(drop=True)
     data, panel_keys, task_keys, categories = _prepare(run.with_results(frame), x)
@@ -212,6 +232,72 @@ def plot_figure(run: Run, x: str = "sigma", metric: str = "variance", group: str
     caption = settings_caption(frame, task_keys, [x, *panel_keys, "group"])
     _decorate(fig, caption, f"{ylabel} vs {x} (bands: confidence intervals)", styles)
     return fig
+
+
+def curves_figure(run: Run, x: str = "step", metric: str = TRAIN_DEFAULT_METRIC, group: str | None = None) -> Figure:
+    """A training run's learning curves: ``metric`` (one of :data:`~rpbench.columns.CURVE_METRICS`)
+    against ``x`` (``step``, or ``seconds``: each step at its mean training seconds over seeds).
+
+    One line per estimator configuration, the mean over its seeds that did not fail
+    (:func:`~rpbench.views.final.curve_frame`), with a band for the Student-t interval over seeds
+    at the run's level (none with one seed); one panel per task configuration that varies.  A bad
+    x or metric, or any group (a training run has none), is a one-line :class:`UsageError`.
+    """
+    check_choice(x, TRAIN_X, "x")
+    check_choice(metric, CURVE_METRICS, "metric")
+    select_group(run.results, group)
+    data = curve_frame(run, metric)
+    if data.empty:
+        raise UsageError(f"no ok evaluation point with a {metric} in these results (every run failed?)")
+    task_params, est_params = parameters(run)
+    run_keys = [c.name for c in run.columns if c.role == "key" and c.kind == "run" and c.name != "seed"]
+    task_keys = ["task", *task_params, *[k for k in run_keys if k in data.columns]]
+    panel_keys = varying(data, task_keys)
+    caption = settings_caption(data, task_keys, panel_keys, task_keys[len(task_params) + 1 :])
+    data["_line"] = estimator_labels(data, est_params)
+    for key in panel_keys:
+        data[key] = data[key].map(format_value).astype(object)
+    combos: list[tuple[str, ...]] = [()]
+    if panel_keys:
+        combos = list(dict.fromkeys(zip(*(data[k] for k in panel_keys), strict=True)))
+    columns = min(CURVE_COLUMNS, len(combos))
+    rows = math.ceil(len(combos) / columns)
+    styles = _styles(data)
+    fig = Figure(figsize=(PANEL_SIZE[0] * columns + 2.8, PANEL_SIZE[1] * rows + 0.9), layout="constrained")
+    axes = [ax for line in fig.subplots(rows, columns, squeeze=False) for ax in line]
+    for ax in axes[len(combos) :]:
+        fig.delaxes(ax)
+    for k, (ax, combo) in enumerate(zip(axes, combos, strict=False)):
+        mask = pd.Series(True, index=data.index)
+        for key, value in zip(panel_keys, combo, strict=True):
+            mask &= data[key] == value
+        _curve_panel(ax, data[mask], x, metric, styles)
+        ax.set_title(", ".join(f"{k}={v}" for k, v in zip(panel_keys, combo, strict=True) if v), fontsize=9)
+        ax.set_ylabel(metric if k % columns == 0 else "")
+        ax.set_xlabel("training seconds (mean over seeds)" if x == "seconds" else x)
+    seeds = _seed_text(final_frame(run, metric))
+    title = f"{metric} vs {x}: mean over {seeds} (bands: {run.level:.0%} t-intervals over seeds)"
+    _decorate(fig, caption, title, styles)
+    return fig
+
+
+def _seed_text(final: pd.DataFrame) -> str:
+    counts = sorted({int(n) for n in final["seeds"] if n > 0})
+    seeds = "0 seeds" if not counts else f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    seeds += "" if not counts else " seed" if seeds == "1" else " seeds"
+    failed = int(final["failed"].sum())
+    return seeds + (f"; {failed} failed run{'s' if failed != 1 else ''} left out" if failed else "")
+
+
+def _curve_panel(ax: Axes, panel: pd.DataFrame, x: str, metric: str, styles: dict[str, Style]) -> None:
+    """One panel of learning curves: per line its mean over seeds and the band of its t-interval."""
+    for label, rows in panel.sort_values("step").groupby("_line", sort=False):
+        style = styles[str(label)]
+        ax.plot(rows[x], rows[metric], label=str(label), markersize=3, linewidth=1.3, **style)
+        lo, hi = rows[f"{metric}_lo"], rows[f"{metric}_hi"]
+        if lo.notna().any():
+            ax.fill_between(rows[x], lo, hi, color=style["color"], alpha=0.15, linewidth=0)
+    ax.grid(True, which="major", alpha=0.3)
 
 
 def _decorate(fig: Figure, caption: str, title: str, styles: dict[str, Style]) -> None:
@@ -278,4 +364,4 @@ def save_figure(figure: Figure, out: Path) -> Path:
     return out
 
 
-__all__ = ["check_output", "figure_format", "plot_figure", "save_figure"]
+__all__ = ["check_output", "curves_figure", "figure_format", "plot_figure", "save_figure"]

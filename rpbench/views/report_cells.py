@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rpbench.errors import UsageError
-from rpbench.views.constants import DAGGER_NOTE, HIGHER_IS_BETTER, NO_BEST, STAR_NOTE, WITH_CI
+from rpbench.views.constants import BEST_IS_HIGHEST, DAGGER_NOTE, NO_BEST, STAR_NOTE, WITH_CI
 from rpbench.views.numbers import Number, format_number, format_ratio, needs_scientific
 from rpbench.views.report_layout import Grid
 
@@ -27,7 +27,7 @@ def _best(values: pd.Series, metric: str) -> float | None:
     finite = values[np.isfinite(values.astype(float))]
     if metric in NO_BEST or finite.empty:
         return None
-    return float(finite.max() if metric in HIGHER_IS_BETTER else finite.min())
+    return float(finite.max() if metric in BEST_IS_HIGHEST else finite.min())
 
 
 def reference_row(grid: Grid, reference: str) -> str:

@@ -34,6 +34,8 @@ def select_group(frame: pd.DataFrame, group: str | None) -> pd.DataFrame:
     """The rows of one parameter group (all rows for ``None``); an unknown group is a :class:`UsageError`."""
     if group is None:
         return frame
+    if "group" not in frame.columns:
+        raise UsageError(f"group {group!r}: these results have no parameter groups (a training run?); drop the group")
     groups = list(dict.fromkeys(frame["group"].astype(str)))
     if group not in groups:
         raise UsageError(f"group {group!r} is not in these results; groups: {', '.join(groups)}")
@@ -42,9 +44,11 @@ def select_group(frame: pd.DataFrame, group: str | None) -> pd.DataFrame:
 
 def interval(frame: pd.DataFrame, metric: str, absolute: bool = False) -> tuple[pd.Series, pd.Series, pd.Series]:
     """The metric and its CI bounds (NaN where there is none).  With ``absolute``, ``bias`` becomes
-    |bias| with its interval mapped to |·| (0 at the bottom where the interval contains 0)."""
+    |bias| with its interval mapped to |·| (0 at the bottom where the interval contains 0).  A metric
+    of a training run's final table has its bounds (over seeds) in ``_lo``/``_hi`` columns too."""
     value = frame[metric].astype(float)
-    if metric not in WITH_CI:
+    bounded = {f"{metric}_lo", f"{metric}_hi"} <= set(frame.columns)
+    if metric not in WITH_CI and not bounded:
         nan = pd.Series(np.nan, index=frame.index)
         return value, nan, nan
     lo, hi = frame[f"{metric}_lo"].astype(float), frame[f"{metric}_hi"].astype(float)
@@ -116,11 +120,14 @@ def _order(frame: pd.DataFrame, keys: list[str]) -> list[tuple[str, ...]]:
     return sorted(tuples, key=lambda t: [rank[k][v] for k, v in zip(keys, t, strict=True)])
 
 
-def build_grid(run: Run, metric: str, columns: list[str] | None = None) -> Grid:
-    """Pivot the run's rows to estimator configurations × task configurations (see ``report_text``)."""
+def build_grid(run: Run, metric: str, columns: list[str] | None = None, run_keys: Sequence[str] = RUN_KEYS) -> Grid:
+    """Pivot the run's rows to estimator configurations × task configurations (see ``report_text``).
+
+    ``run_keys``: the run's settings (a training run's final table has its own, without the seed).
+    """
     frame = run.results
     task_params, est_params = parameters(run)
-    task_keys = ["task", *task_params, *RUN_KEYS]
+    task_keys = ["task", *task_params, *run_keys]
     keys = _column_keys(frame, task_keys, est_params, columns)
     work = frame.copy()
     work["_row"] = estimator_labels(work, est_params, exclude=keys)
@@ -129,7 +136,8 @@ def build_grid(run: Run, metric: str, columns: list[str] | None = None) -> Grid:
     work["_col"] = list(zip(*(work[k] for k in keys), strict=True)) if keys else [()] * len(work)
     _check_unique(frame, work, [*task_keys, *est_params, "group"])
     value, lo, hi = interval(work, metric)
-    work = work.assign(_value=value, _lo=lo, _hi=hi, _sig=work["bias_significant"].map(is_true))
+    flags = work["bias_significant"].map(is_true) if "bias_significant" in work.columns else False
+    work = work.assign(_value=value, _lo=lo, _hi=hi, _sig=flags)
     rows = list(dict.fromkeys(work["_row"]))
     order = _order(work, keys)
     position = {column: j for j, column in enumerate(order)}
@@ -140,7 +148,7 @@ def build_grid(run: Run, metric: str, columns: list[str] | None = None) -> Grid:
         table = {position[c]: dict(zip(block["_row"], block[name], strict=True)) for c, block in blocks}
         return pd.DataFrame(table, index=rows, columns=range(len(order)))
 
-    caption = settings_caption(frame, task_keys, keys)
+    caption = settings_caption(frame, task_keys, keys, run_keys)
     biased = dict(zip(work["_row"], work["biased"].map(is_true), strict=True))
     shown_keys, shown = _displayed(work, keys, order)
     value, lo, hi, significant = (pivot(name) for name in ("_value", "_lo", "_hi", "_sig"))
@@ -162,28 +170,39 @@ def _displayed(
     return [keys[i] for i in kept], [tuple(c[i] for i in kept) for c in order]
 
 
-def settings_caption(frame: pd.DataFrame, task_keys: Sequence[str], shown: Iterable[str]) -> str:
+def settings_caption(
+    frame: pd.DataFrame, task_keys: Sequence[str], shown: Iterable[str], run_keys: Sequence[str] = RUN_KEYS
+) -> str:
     """The settings a table or figure does not show: ``task: constant parameters; K=…, n=…, seed=…``.
 
     With several tasks, each task's own constants come task by task, then what all rows share.
+    ``run_keys`` are the keys of the ``K=…, n=…`` part (a training run has its own).
     """
-    shown = set(shown)
+    shown = set(shown) | ({"group"} if "group" not in frame.columns else set())
     tasks = list(frame.groupby("task", sort=False))
     common = [k for k in task_keys if k not in shown and not varying(frame, [k])]
     if len(tasks) == 1:
-        return _caption_part(frame, common, with_task=True, with_group="group" not in shown)
+        return _caption_part(frame, common, with_task=True, with_group="group" not in shown, run_keys=run_keys)
     parts = []
     for name, rows in tasks:
         own = [k for k in task_keys if k not in common and k != "task" and not varying(rows, [k])]
-        part = _caption_part(rows, own, with_task=False, with_group=False, sep=", ")
+        part = _caption_part(rows, own, with_task=False, with_group=False, sep=", ", run_keys=run_keys)
         parts.extend([f"{name}: {part}"] if part else [])
-    return "; ".join([*parts, _caption_part(frame, common, with_task=False, with_group="group" not in shown)])
+    last = _caption_part(frame, common, with_task=False, with_group="group" not in shown, run_keys=run_keys)
+    return "; ".join([*parts, last])
 
 
-def _caption_part(frame: pd.DataFrame, keys: list[str], with_task: bool, with_group: bool, sep: str = "; ") -> str:
+def _caption_part(
+    frame: pd.DataFrame,
+    keys: list[str],
+    with_task: bool,
+    with_group: bool,
+    sep: str = "; ",
+    run_keys: Sequence[str] = RUN_KEYS,
+) -> str:
     first = frame.iloc[0]
-    params = settings_text(first, [k for k in keys if k not in ("task", *RUN_KEYS)])
-    run = ", ".join(f"{RUN_KEY_NAMES.get(k, k)}={format_value(first[k])}" for k in RUN_KEYS if k in keys)
+    params = settings_text(first, [k for k in keys if k not in ("task", *run_keys)])
+    run = ", ".join(f"{RUN_KEY_NAMES.get(k, k)}={format_value(first[k])}" for k in run_keys if k in keys)
     group = f"group {first['group']}" if with_group else ""
     task = f"{first['task']}: " if with_task and "task" in keys else ""
     return task + sep.join(part for part in (params, group, run) if part)

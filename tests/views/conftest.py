@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rpbench.views.loader import Run
+from rpbench.views.loader import Run, load_run
 from tests.views.runs import DISCRETE, GAUSSIAN, TINY, shared_run, shared_run_dir
+from tests.views.training import write_training_run
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,16 @@ def discrete_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder of the :data:`TINY` run."""
     return shared_run_dir(tmp_path_factory, TINY)
+
+
+@pytest.fixture
+def training_dir(tmp_path: Path) -> Path:
+    """A synthetic training run folder (:mod:`tests.views.training`): 2 estimators × 3 seeds × steps
+    0, 10, 20, and a failed fourth seed of score."""
+    return write_training_run(tmp_path / "train")
+
+
+@pytest.fixture
+def training_run(training_dir: Path) -> Run:
+    """:func:`training_dir`, loaded."""
+    return load_run(training_dir)

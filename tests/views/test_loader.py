@@ -248,3 +248,73 @@ def test_coordinates_without_rows_are_an_empty_frame(copy: Path) -> None:
     assert run.coords.empty and "coord" in run.coords.columns and len(run.results) > 0
     coords.write_text(lines(coords)[0] + "gaussian,score,mu\n")
     one_line_error(copy, r"coords\.csv line 2: torn row \(3 of \d+ fields\)")
+
+
+# --------------------------------------------------------------------------- training runs (curves.csv)
+
+
+def test_a_training_run_folder_reads_its_curves(training_dir: Path, gaussian_run: Run) -> None:
+    run = load_run(training_dir)
+    assert run.kind == "train" and gaussian_run.kind == "measure"
+    assert run.path == training_dir and run.coords.empty and run.level == 0.95
+    frame = run.results
+    assert len(frame) == 2 * 3 * 3 + 2  # 2 estimators × 3 seeds × 3 steps, and the failed run's 2 rows
+    assert frame["step"].dtype == "int64" and frame["seconds"].dtype == "float64" and frame["seed"].dtype == "int64"
+    assert frame["biased"].dtype == bool and frame["eval_elbo"].dtype == "float64"
+    assert frame["eval_elbo"].isna().sum() == 1 and set(frame["status"]) == {"ok", "failed"}
+    assert run.task_params == ["latents", "minibatch"] and run.estimator_params == ["tau"]
+    assert run.key_columns[:4] == ["task", "estimator", "biased", "seed"] and run.key_columns[-1] == "step"
+    assert run.column("step") is not None and run.column("step").kind == "step"  # type: ignore[union-attr]
+    by_csv = load_run(training_dir / "curves.csv")
+    assert by_csv.kind == "train" and by_csv.results.equals(frame)
+    assert sidecar(training_dir / "curves.csv") == training_dir / "run.json"
+    assert run.where(["seed=0", "step=20"]).results["eval_elbo"].tolist() == [-100.0, -90.0]
+
+
+def test_a_training_run_in_memory(training_dir: Path) -> None:
+    meta = json.loads((training_dir / "run.json").read_text())
+    run = run_from_text((training_dir / "curves.csv").read_text(), None, meta)
+    assert run.kind == "train" and run.results.equals(load_run(training_dir).results)
+    assert Run(pd.DataFrame()).kind == "measure"
+
+
+def test_a_torn_curves_file_is_refused_in_one_line(training_dir: Path) -> None:
+    curves = training_dir / "curves.csv"
+    rows = lines(curves)
+    curves.write_text("".join(rows[:-1]) + rows[-1][: len(rows[-1]) // 2])
+    message = one_line_error(training_dir, rf"curves\.csv line {len(rows)}: torn row")
+    assert str(curves) in message
+    curves.write_text("".join(rows[:3]) + rows[3].split(",", 2)[2] + "".join(rows[4:]))
+    one_line_error(training_dir, r"curves\.csv line 4: torn row")
+
+
+def test_a_curves_header_and_types_are_checked(training_dir: Path) -> None:
+    curves = training_dir / "curves.csv"
+    frame = pd.read_csv(curves, dtype=str, keep_default_na=False)
+    frame.drop(columns="eval_iwae").to_csv(curves, index=False)
+    one_line_error(
+        training_dir, r"curves\.csv: the header differs from the columns in run\.json: missing column\(s\) eval_iwae$"
+    )
+    frame.assign(step=frame["step"].where(frame.index != 2, "late")).to_csv(curves, index=False)
+    one_line_error(training_dir, r"curves\.csv line 4, column step: 'late' is not a number$")
+    curves.write_text(lines(curves)[0])
+    one_line_error(training_dir, r"curves\.csv: has no result rows")
+
+
+def test_the_kind_of_run_must_match_its_file(training_dir: Path, copy: Path) -> None:
+    meta = json.loads((training_dir / "run.json").read_text())
+    (training_dir / "run.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "kind"}))
+    one_line_error(training_dir, r'curves\.csv: training curves, but .*run\.json does not say "kind": "train"')
+    (training_dir / "run.json").write_text(json.dumps(meta | {"kind": "dance"}))
+    one_line_error(training_dir, r"run\.json: kind 'dance' is not a kind of run; valid: measure, train")
+    without_step = [c for c in meta["columns"] if c["name"] != "step"]
+    (training_dir / "run.json").write_text(json.dumps(meta | {"columns": without_step}))
+    one_line_error(training_dir, r'run\.json: a training run \("kind": "train"\) without column\(s\) step$')
+    measure = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps(measure | {"kind": "train"}))
+    one_line_error(copy, r'results\.csv: .*run\.json says "kind": "train"; a training run\'s rows are in curves\.csv')
+
+
+def test_a_folder_without_either_table(tmp_path: Path) -> None:
+    message = one_line_error(tmp_path, r"a folder without results\.csv \(or curves\.csv\)")
+    assert "rpbench train" in message

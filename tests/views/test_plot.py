@@ -12,9 +12,11 @@ pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure
 
 from rpbench.errors import UsageError
-from rpbench.views.loader import Run
+from rpbench.views.loader import Run, load_run
 from rpbench.views.plot import check_output, plot_figure, save_figure
 from rpbench.views.report_layout import interval
+from tests.views.training import rows as training_rows
+from tests.views.training import write_training_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_BYTES = 300_000
@@ -156,3 +158,65 @@ def test_legend_labels_are_the_report_rows(gaussian: Run) -> None:
     (legend,) = figure.legends
     labels = [text.get_text() for text in legend.get_texts()]
     assert labels == ["score", "pathwise", "score+delta", "score+ma (decay=0.5)", "score+ma (decay=0.9)"]
+
+
+# --------------------------------------------------------------------------- training runs: learning curves
+
+
+def test_learning_curves_one_line_per_estimator_with_bands(training_run: Run, tmp_path: Path) -> None:
+    fig = plot_figure(training_run)  # a training run's defaults: eval_elbo against step
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["score", "pathwise"]
+    score = lines[0]
+    assert list(score.get_xdata()) == [0, 10, 20] and list(score.get_ydata()) == pytest.approx([-122.0, -112.0, -102.0])
+    assert len(ax.collections) == 2  # a t-interval band per line
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.max() == pytest.approx(-102.0 + 4.302652729911275 * 2 / 3**0.5)
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "eval_elbo"
+    title = fig.get_suptitle()
+    assert "eval_elbo vs step: mean over 3 seeds; 1 failed run left out" in title and "lr=0.001" in title
+    png = plot_metric(training_run, "seconds", "eval_iwae", tmp_path / "curves.png")
+    assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_learning_curves_against_seconds_use_the_mean_over_seeds(training_run: Run) -> None:
+    fig = plot_figure(training_run, x="seconds", metric="train_elbo")
+    (ax,) = fig.axes
+    pathwise = ax.get_lines()[1]
+    assert list(pathwise.get_xdata()) == pytest.approx([0.1, 5.1, 10.1])  # steps 0, 10, 20 at step/2 + seed/10
+    assert list(pathwise.get_ydata()) == pytest.approx([-113.0, -103.0, -93.0])
+    assert ax.get_xlabel() == "training seconds (mean over seeds)"
+
+
+def test_one_panel_per_task_configuration_and_no_band_for_one_seed(tmp_path: Path) -> None:
+    run = load_run(write_training_run(tmp_path / "run", training_rows(latents=(2, 4))))
+    fig = plot_figure(run, "step", "eval_elbo")
+    assert [ax.get_title() for ax in fig.axes] == ["latents=2", "latents=4"]
+    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]
+    one = plot_figure(run.where(["seed=2"]))
+    assert all(len(ax.collections) == 0 for ax in one.axes) and "mean over 1 seed" in one.get_suptitle()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"x": "sigma"}, r"unknown x 'sigma'; valid choices: step, seconds$"),
+        (
+            {"metric": "variance"},
+            r"unknown metric 'variance'; valid choices: train_elbo, eval_elbo, eval_elbo_se, eval_iwae$",
+        ),
+        ({"group": "mu"}, r"group 'mu': these results have no parameter groups"),
+    ],
+)
+def test_bad_arguments_on_a_training_run(training_run: Run, kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(UsageError, match=message) as error:
+        plot_figure(training_run, **kwargs)
+    assert "\n" not in str(error.value)
+
+
+def test_measurement_runs_keep_their_defaults(gaussian: Run) -> None:
+    fig = plot_figure(gaussian)
+    assert fig.axes[0].get_xlabel() == "" and fig.axes[-1].get_xlabel() == "sigma"
+    assert fig.axes[0].get_ylabel() == "variance" and "variance vs sigma" in fig.get_suptitle()

@@ -15,8 +15,10 @@ import pytest
 
 from rpbench.columns import Column, result_columns
 from rpbench.errors import UsageError
-from rpbench.views.loader import Run
+from rpbench.views.loader import Run, load_run
 from rpbench.views.report import report_frame, report_text
+from tests.views.training import rows as training_rows
+from tests.views.training import write_training_run
 
 ESTIMATORS = ["score", "pathwise", "score+delta", "score+ma (decay=0.5)", "score+ma (decay=0.9)"]
 
@@ -315,3 +317,94 @@ def test_the_frame_of_one_column(gaussian: Run) -> None:
     )
     with pytest.raises(UsageError, match="unknown metric"):
         report_frame(gaussian, "speed")
+
+
+# --------------------------------------------------------------------------- training runs: the final table
+
+
+def test_a_training_table_shows_the_mean_over_seeds_with_its_t_interval(training_run: Run) -> None:
+    text = report_text(training_run)  # the default metric of a training run: eval_elbo
+    assert text == report_text(training_run, "eval_elbo")
+    rows = table_rows(text)
+    assert rows == [["estimator", "value"], ["score", "-102.0 ± 5.0"], ["pathwise", "**-92.0 ± 6.6**"]]
+    caption = text.splitlines()[0]
+    assert caption.startswith("eval_elbo: mean ± half-width of its 95% t-interval over 3 seeds")
+    assert "last evaluation (step 20, 10.1 s of training on average)" in caption
+    assert "1 failed run left out" in caption and "higher is better" in caption
+    assert "vae: latents=2, minibatch=8" in caption and "n=1" in caption and "lr=0.001" in caption
+
+
+def test_a_training_table_has_a_column_per_task_configuration(tmp_path: Path) -> None:
+    run = load_run(write_training_run(tmp_path / "run", training_rows(latents=(2, 4))))
+    rows = table_rows(report_text(run))
+    assert rows[0] == ["estimator", "latents=2", "latents=4"]
+    assert rows[1:] == [["score", "-102.0 ± 5.0", "-82.0 ± 5.0"], ["pathwise", "**-92.0 ± 6.6**", "**-72.0 ± 6.6**"]]
+    frame = report_frame(run)
+    assert frame.loc["score", "4"] == pytest.approx(-82.0) and frame.columns.name == "latents"
+    assert "2 failed runs left out" in report_text(run).splitlines()[0]
+
+
+def test_a_training_table_at_seconds(training_run: Run) -> None:
+    text = report_text(training_run, at_seconds=6)
+    assert table_rows(text)[1:] == [["score", "-112.0 ± 5.0"], ["pathwise", "**-102.0 ± 6.6**"]]
+    assert "last evaluation within 6 s of training (step 10, 5.1 s of training on average)" in text
+    assert report_frame(training_run, at_seconds=6).loc["pathwise", "value"] == pytest.approx(-102.0)
+
+
+def test_a_training_table_of_one_seed_has_no_interval(training_run: Run) -> None:
+    text = report_text(training_run.where(["seed=0"]))
+    assert table_rows(text)[1:] == [["score", "-100"], ["pathwise", "**-90.0**"]]
+    assert "over 1 seed (no interval with one seed)" in text
+
+
+def test_a_training_table_in_latex_and_csv(training_run: Run) -> None:
+    latex = report_text(training_run, fmt="latex")
+    assert r"score & $-102.0 \pm 5.0$ \\" in latex and r"{\boldmath$-92.0 \pm 6.6$}" in latex
+    assert latex.startswith("% eval\\_elbo: mean $\\pm$ half-width") and r"\begin{tabular}{lr}" in latex
+    frame = pd.read_csv(io.StringIO(report_text(training_run, "eval_iwae", fmt="csv")))
+    assert list(frame.columns) == [
+        "estimator",
+        "biased",
+        "eval_iwae",
+        "eval_iwae_lo",
+        "eval_iwae_hi",
+        "seeds",
+        "failed",
+    ]
+    assert list(frame["eval_iwae"]) == pytest.approx([-101.0, -91.0]) and list(frame["failed"]) == [1, 0]
+    assert frame.loc[0, "eval_iwae_hi"] - frame.loc[0, "eval_iwae"] == pytest.approx(
+        4.302652729911275 * 2 / math.sqrt(3)
+    )
+
+
+def test_the_se_of_an_evaluation_has_no_best(training_run: Run) -> None:
+    text = report_text(training_run, "eval_elbo_se")
+    assert "**" not in text and "best per column" not in text.splitlines()[0]
+
+
+def test_measurement_runs_keep_their_default_metric(gaussian: Run) -> None:
+    assert report_text(gaussian) == report_text(gaussian, "variance")
+    assert report_frame(gaussian).equals(report_frame(gaussian, "variance"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"metric": "variance"},
+            r"unknown metric 'variance'; valid choices: train_elbo, eval_elbo, eval_elbo_se, eval_iwae",
+        ),
+        ({"relative_to": "score"}, r"relative_to: a training run's table shows values, not ratios"),
+        ({"group": "mu"}, r"group 'mu': these results have no parameter groups"),
+        ({"fmt": "html"}, r"unknown format 'html'"),
+    ],
+)
+def test_bad_arguments_on_a_training_run(training_run: Run, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError, match=message) as error:
+        report_text(training_run, **kwargs)  # type: ignore[arg-type]
+    assert "\n" not in str(error.value)
+
+
+def test_at_seconds_is_for_training_runs(gaussian: Run) -> None:
+    with pytest.raises(UsageError, match="at_seconds is for training runs"):
+        report_text(gaussian, at_seconds=5.0)
