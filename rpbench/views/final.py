@@ -35,9 +35,28 @@ def check_training(run: Run, what: str) -> None:
         raise UsageError(f"{what} needs a training run (curves.csv from `rpbench train`); this is a {run.kind} run")
 
 
+def seed_aliases(run: Run) -> list[str]:
+    """Key columns that are the seed under another name (equal to ``seed`` in every row, where the
+    seeds differ): a training run sets the task's ``model_seed`` to its seed."""
+    frame = run.results
+    if "seed" not in frame.columns or frame["seed"].nunique() < 2:
+        return []
+    seeds = frame["seed"].astype("Int64")
+    aliases = []
+    for key in run.key_columns:
+        column = run.column(key)
+        if key in RUN_ID or column is None or column.type != "int":
+            continue
+        same = frame[key].astype("Int64") == seeds
+        if bool(same.fillna(False).all()):
+            aliases.append(key)
+    return aliases
+
+
 def config_keys(run: Run) -> list[str]:
-    """The keys of a configuration: every key column but the seed and the step."""
-    return [k for k in run.key_columns if k not in RUN_ID]
+    """The keys of a configuration: every key column but the seed (and its aliases) and the step."""
+    aliases = seed_aliases(run)
+    return [k for k in run.key_columns if k not in RUN_ID and k not in aliases]
 
 
 def _level(run: Run, level: float | None) -> float:
@@ -163,4 +182,4 @@ def final_run(run: Run, metric: str = "eval_elbo", at_seconds: float | None = No
     return dataclasses.replace(run, results=frame, columns=[*kept, *added])
 
 
-__all__ = ["config_keys", "curve_frame", "final_frame", "final_run", "t_interval"]
+__all__ = ["config_keys", "curve_frame", "final_frame", "final_run", "seed_aliases", "t_interval"]

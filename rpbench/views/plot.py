@@ -251,9 +251,11 @@ def curves_figure(run: Run, x: str = "step", metric: str = TRAIN_DEFAULT_METRIC,
         raise UsageError(f"no ok evaluation point with a {metric} in these results (every run failed?)")
     task_params, est_params = parameters(run)
     run_keys = [c.name for c in run.columns if c.role == "key" and c.kind == "run" and c.name != "seed"]
-    task_keys = ["task", *task_params, *[k for k in run_keys if k in data.columns]]
+    task_params = [k for k in task_params if k in data.columns]  # a seed alias (model_seed) is not a setting
+    shown_run_keys = [k for k in run_keys if k in data.columns]
+    task_keys = ["task", *task_params, *shown_run_keys]
     panel_keys = varying(data, task_keys)
-    caption = settings_caption(data, task_keys, panel_keys, task_keys[len(task_params) + 1 :])
+    caption = settings_caption(data, task_keys, panel_keys, shown_run_keys)
     data["_line"] = estimator_labels(data, est_params)
     for key in panel_keys:
         data[key] = data[key].map(format_value).astype(object)

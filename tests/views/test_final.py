@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from rpbench.errors import UsageError
-from rpbench.views.final import config_keys, curve_frame, final_frame, final_run, t_interval
+from rpbench.views.final import config_keys, curve_frame, final_frame, final_run, seed_aliases, t_interval
 from rpbench.views.loader import Run, load_run
 from tests.views.training import FINAL, row, rows, write_training_run
 
@@ -30,6 +30,7 @@ def test_the_last_point_of_each_seed_averaged_with_a_t_interval(training_run: Ru
     assert list(frame["estimator"]) == ["score", "pathwise"]  # order of appearance
     keys = config_keys(training_run)
     assert "seed" not in keys and "step" not in keys and {"estimator", "latents", "lr", "tau"} <= set(keys)
+    assert "model_seed" not in keys and seed_aliases(training_run) == ["model_seed"]  # the seed by another name
     assert list(frame.columns) == [
         *keys,
         "seeds",
@@ -140,3 +141,9 @@ def test_only_training_runs_and_their_metrics(training_run: Run, gaussian_run: R
     assert "\n" not in str(error.value)
     with pytest.raises(UsageError, match=r"unknown metric 'variance'; valid choices: train_elbo, eval_elbo"):
         final_frame(training_run, "variance")
+
+
+def test_a_seed_alias_needs_seeds_that_differ(training_run: Run) -> None:
+    one = training_run.where(["seed=1"])
+    assert seed_aliases(one) == [] and "model_seed" in config_keys(one)  # constant then: a setting like any other
+    assert list(final_frame(one)["model_seed"]) == [1, 1]

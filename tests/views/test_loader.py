@@ -262,7 +262,7 @@ def test_a_training_run_folder_reads_its_curves(training_dir: Path, gaussian_run
     assert frame["step"].dtype == "int64" and frame["seconds"].dtype == "float64" and frame["seed"].dtype == "int64"
     assert frame["biased"].dtype == bool and frame["eval_elbo"].dtype == "float64"
     assert frame["eval_elbo"].isna().sum() == 1 and set(frame["status"]) == {"ok", "failed"}
-    assert run.task_params == ["latents", "minibatch"] and run.estimator_params == ["tau"]
+    assert run.task_params == ["latents", "minibatch", "model_seed"] and run.estimator_params == ["tau"]
     assert run.key_columns[:4] == ["task", "estimator", "biased", "seed"] and run.key_columns[-1] == "step"
     assert run.column("step") is not None and run.column("step").kind == "step"  # type: ignore[union-attr]
     by_csv = load_run(training_dir / "curves.csv")

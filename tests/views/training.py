@@ -19,7 +19,8 @@ FINAL = {"score": [-100.0, -102.0, -104.0], "pathwise": [-90.0, -91.0, -95.0]}
 """``eval_elbo`` at step 20 for seeds 0, 1, 2 (latents=2 adds nothing more)."""
 STEPS = (0, 10, 20)
 SETTINGS: dict[str, object] = {"device": "cpu", "batch": 1, "lr": 0.001, "eval_samples": 100}
-COLUMNS = curve_columns([("latents", int), ("minibatch", int)], [("tau", float)])
+COLUMNS = curve_columns([("latents", int), ("minibatch", int), ("model_seed", int)], [("tau", float)])
+"""``model_seed`` is the seed under a task parameter's name (as ``rpbench train`` writes it)."""
 HEADER = [c.name for c in COLUMNS]
 
 
@@ -41,7 +42,7 @@ def row(estimator: str, seed: int, step: int, latents: int = 2, status: str = "o
     record: dict[str, object] = dict.fromkeys(HEADER, "")
     record |= {"task": "vae", "estimator": estimator, "biased": False, "latents": latents, "minibatch": 8}
     record |= {key: SETTINGS.get(key, STEPS[-1]) for key in CURVE_RUN_KEYS}  # the rest: the planned steps
-    record["seed"] = seed
+    record["seed"] = record["model_seed"] = seed
     record |= {"step": step, "run_seed": 1000 + seed, "seconds": seconds(seed, step), "status": status}
     if status == "ok":
         value = eval_elbo(estimator, seed, step, latents)
