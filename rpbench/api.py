@@ -183,32 +183,43 @@ def _as_run(run: Run | str | Path) -> Run:
 
 def report(
     run: Run | str | Path,
-    metric: str = "variance",
+    metric: str | None = None,
     group: str | None = None,
     relative_to: str | None = None,
     columns: Sequence[str] | None = None,
     where: Sequence[str] = (),
     format: str | None = None,  # the CLI's --format
+    at_seconds: float | None = None,
 ) -> pd.DataFrame | str:
-    """The publication table of ``metric``: a DataFrame, or with ``format`` (markdown, latex, csv) its text."""
+    """The publication table of ``metric``: a DataFrame, or with ``format`` (markdown, latex, csv) its text.
+
+    ``metric`` defaults to ``variance`` for a measurement run and to ``eval_elbo`` for a training
+    run, whose table is the final point of each run averaged over seeds (``at_seconds``: the last
+    point within that much training wall-clock instead).
+    """
     from rpbench.views.report import report_frame, report_text
 
     selected = _as_run(run).where(list(where))
     keys = list(columns) if columns is not None else None
+    options = {"relative_to": relative_to, "group": group, "columns": keys, "at_seconds": at_seconds}
     if format is None:
-        return report_frame(selected, metric=metric, relative_to=relative_to, group=group, columns=keys)
-    return report_text(selected, metric=metric, fmt=format, relative_to=relative_to, group=group, columns=keys)
+        return report_frame(selected, metric=metric, **options)  # type: ignore[arg-type]
+    return report_text(selected, metric=metric, fmt=format, **options)  # type: ignore[arg-type]
 
 
 def plot(
     run: Run | str | Path,
-    x: str = "sigma",
-    metric: str = "variance",
+    x: str | None = None,
+    metric: str | None = None,
     group: str | None = None,
     where: Sequence[str] = (),
     out: str | Path | None = None,
 ) -> Figure:
-    """The metric against a swept parameter, one line per estimator, with CI bands (saved to ``out`` if given)."""
+    """The metric against a swept parameter, one line per estimator, with CI bands (saved to ``out`` if given).
+
+    Defaults: ``sigma`` and ``variance`` for a measurement run; ``step`` and ``eval_elbo`` (learning
+    curves, bands over seeds) for a training run.
+    """
     from rpbench.views.plot import plot_figure, save_figure
 
     figure = plot_figure(_as_run(run).where(list(where)), x=x, metric=metric, group=group)

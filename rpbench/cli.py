@@ -258,9 +258,11 @@ def parse_seeds(text: str) -> list[int]:
 
 @app.command("report")
 def report_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder (or its results.csv).")],
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (or its results.csv / curves.csv).")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="markdown, latex or csv.")] = "markdown",
-    metric: Annotated[str, typer.Option(help="The metric in the cells.")] = "variance",
+    metric: Annotated[
+        str | None, typer.Option(help="The metric in the cells. [default: variance; eval_elbo for a training run]")
+    ] = None,
     relative_to: Annotated[
         str | None, typer.Option("--relative-to", help="Show each cell as a ratio to this estimator.")
     ] = None,
@@ -269,11 +271,14 @@ def report_command(
         str | None, typer.Option(help="Comma-separated keys that form the columns (default: all that vary, and group).")
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    at_seconds: Annotated[
+        float | None, typer.Option("--at-seconds", help="Training runs: the last point within this wall-clock.")
+    ] = None,
     where: WhereOption = None,
 ) -> None:
     """A publication table: estimators × task configurations, each cell the metric with its CI."""
     keys = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    text = api.report(run_dir, metric, group, relative_to, keys, where or [], format=fmt)
+    text = api.report(run_dir, metric, group, relative_to, keys, where or [], format=fmt, at_seconds=at_seconds)
     if output is None:
         print(text)
     else:
@@ -283,10 +288,15 @@ def report_command(
 
 @app.command("plot")
 def plot_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder (or its results.csv).")],
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (or its results.csv / curves.csv).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="FILE.png or FILE.pdf")],
-    x: Annotated[str, typer.Option(help="The swept parameter on the x axis (sigma, tau, k, steps, ...).")] = "sigma",
-    metric: Annotated[str, typer.Option(help="The metric on the y axis.")] = "variance",
+    x: Annotated[
+        str | None,
+        typer.Option(help="The swept parameter on the x axis (sigma, tau, k, ...; step or seconds for training runs)."),
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="The metric on the y axis. [default: variance; eval_elbo for a training run]")
+    ] = None,
     group: Annotated[str | None, typer.Option(help="Only this parameter group.")] = None,
     where: WhereOption = None,
 ) -> None:

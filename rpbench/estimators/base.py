@@ -156,8 +156,15 @@ def per_estimate_gradients(
     ``θ'`` (e.g. the encoder's output in place of its weights, computed once rather than per
     estimate) and the hook's pullback maps the K gradients back to ``θ`` in one batched backward.
     The surrogate must reach the replaced part of θ only through the task (as ``task.encode``
-    does).
+    does).  A single estimate (a leading axis of 1: a training step) is one plain autograd call,
+    without ``vmap`` or the amortized pullback (the same gradient, without their fixed cost).
     """
+    if batched and all(b.shape[0] == 1 for b in batched):  # one estimate (a training step): plain autograd
+        copies = tree_map(lambda leaf: leaf.detach().requires_grad_(True), theta)
+        leaves = tree_leaves(copies)
+        value = surrogate(copies, *(b[0] for b in batched))
+        grads = iter(torch.autograd.grad(value, leaves, allow_unused=True, materialize_grads=True))
+        return tree_map(lambda _: next(grads).unsqueeze(0), copies)
     in_dims = (None,) + (0,) * len(batched)
     if amortize is None:
         return vmap(grad(surrogate), in_dims=in_dims)(theta, *batched)

@@ -101,7 +101,7 @@ def curve_row(cell: Cell, request: TrainPlan, seed: int, estimator_params: Seque
         "lr": schedule.lr,
         "train_steps": schedule.steps,
         "eval_samples": schedule.eval_samples,
-        **task.config,
+        **{k: v for k, v in task.config.items() if k != "model_seed"},  # the run's seed is the model seed
         **{name: estimator.config.get(name) for name in estimator_params},
         "run_seed": cell_seed_of(cell, seed, schedule.steps, request.batch),
         **asdict(point),
@@ -124,7 +124,7 @@ def train(request: TrainPlan, out: Path | None, on_point: OnPoint | None = None)
     cells = plan_cells(request)
     every = [cell for seed_cells in cells.values() for cell in seed_cells]
     params = plan_estimator_params(every)
-    task_params = [(p.name, p.kind) for cell in every for p in type(cell.task).params]
+    task_params = [(p.name, p.kind) for cell in every for p in type(cell.task).params if p.name != "model_seed"]
     columns = curve_columns(task_params, [(p.name, p.kind) for c in every for p in type(c.estimator).params])
     names = [c.name for c in columns]
     meta = {
