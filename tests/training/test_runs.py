@@ -71,3 +71,18 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(
     (run_dir,) = list(tmp_path.iterdir())
     curves = pd.read_csv(run_dir / "curves.csv")
     assert curves.groupby("tau")["status"].apply(list).to_dict() == {0.5: ["ok", "failed"], 1.0: ["ok"] * 3}
+
+
+def test_report_and_plot_read_a_training_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [*ARGS, "-e", "gumbel,score+loo", "--steps", "4", "--eval-every", "2", "--eval-samples", "3"]
+    assert exit_code([*args, "--seeds", "0,1", "--out", str(tmp_path / "runs")]) == 0
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    header = (run_dir / "curves.csv").read_text().splitlines()[0].split(",")
+    assert "model_seed" not in header and "seed" in header  # the run's seed is the model seed
+    capsys.readouterr()
+    assert exit_code(["report", str(run_dir)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("eval_elbo: mean ± half-width of its 95% t-interval over 2 seeds")
+    assert "| gumbel†" in text and "| score+loo" in text
+    assert exit_code(["plot", str(run_dir), "-o", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 1000
