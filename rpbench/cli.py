@@ -218,6 +218,7 @@ def train_command(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     out: Annotated[Path, typer.Option(help="Each training run set writes OUT/<run-id>/curves.csv.")] = Path("results"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No final table.")] = False,
     plugin: PluginOption = None,
 ) -> None:
     """Train the model with each estimator and seed; learning curves (held-out ELBO and bound) in curves.csv."""
@@ -237,6 +238,8 @@ def train_command(
         out=out,
         plugins=plugin or [],
     )
+    if not quiet and (run.results["status"] == "ok").any():
+        print(api.report(run, format="markdown"))  # the final held-out ELBO per estimator, over seeds
     console.print(f"wrote {len(run.results)} rows to {run.path / 'curves.csv' if run.path else 'memory'}")
     failed = run.results[run.results["status"] == "failed"]
     for row in failed.to_dict("records"):

@@ -76,13 +76,14 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(
 def test_report_and_plot_read_a_training_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = [*ARGS, "-e", "gumbel,score+loo", "--steps", "4", "--eval-every", "2", "--eval-samples", "3"]
     assert exit_code([*args, "--seeds", "0,1", "--out", str(tmp_path / "runs")]) == 0
+    printed = capsys.readouterr().out  # the final table, as `rpbench report` prints it
     (run_dir,) = list((tmp_path / "runs").iterdir())
     header = (run_dir / "curves.csv").read_text().splitlines()[0].split(",")
     assert "model_seed" not in header and "seed" in header  # the run's seed is the model seed
-    capsys.readouterr()
     assert exit_code(["report", str(run_dir)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("eval_elbo: mean ± half-width of its 95% t-interval over 2 seeds")
+    assert printed.startswith(text.strip())
     assert "| gumbel†" in text and "| score+loo" in text
     assert exit_code(["plot", str(run_dir), "-o", str(tmp_path / "curves.png")]) == 0
     assert (tmp_path / "curves.png").stat().st_size > 1000
