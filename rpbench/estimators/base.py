@@ -76,6 +76,13 @@ class Estimator(ABC):
         generator; its wall-clock time is reported as ``setup_seconds``.
         """
 
+    def adapt(self, task: Task, batch: int, generator: torch.Generator) -> None:  # noqa: B027
+        """Online update of learned parts (a control variate) after a training step; untimed in ``run``.
+
+        ``rpbench train`` calls it after every step, at the new model state, and counts its time in
+        the step's cost; estimators without learned parts do nothing.
+        """
+
     @abstractmethod
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
         """``samples`` independent estimates, each from ``batch`` samples: ``{group: (K, ...)}``."""

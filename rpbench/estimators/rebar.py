@@ -83,29 +83,37 @@ class _ControlVariateEstimator(Estimator):
         raise NotImplementedError
 
     def prepare(self, task: Task, batch: int, generator: torch.Generator) -> None:
-        relaxable = as_protocol(task, RelaxableLatent, self.name)
+        """Fresh control-variate parameters, tuned for ``tune_steps`` Adam steps at the current state."""
         self.cv = {
             k: v.detach().clone().requires_grad_(True) for k, v in self.control_parameters(task, generator).items()
         }
-        steps = int(self.config["tune_steps"])
-        if steps == 0:
-            return
-        optimizer = torch.optim.Adam(list(self.cv.values()), lr=TUNE_LR)
-        for _ in range(steps):
-            noise = task.noise(generator, (TUNE_LANES, batch))
-            v = relaxable.uniform(generator, (TUNE_LANES, batch))
-            control = self.control(self.cv)
-            grads = per_estimate_gradients(
-                lambda th, eps, u, c=control: controlled_surrogate(task, th, eps, u, c, tuning=True),
-                task.theta,
-                noise,
-                v,
-            )
-            targets = {g: grads[g] for g in task.variational_groups} if task.variational_groups else grads
-            loss = functools.reduce(operator.add, [(leaf**2).sum() for leaf in tree_leaves(targets)]) / TUNE_LANES
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        self._cv_optimizer = torch.optim.Adam(list(self.cv.values()), lr=TUNE_LR)
+        for _ in range(int(self.config["tune_steps"])):
+            self._tune_step(task, batch, generator)
+
+    def adapt(self, task: Task, batch: int, generator: torch.Generator) -> None:
+        """Online, as in the papers: one variance-descent step of η, λ (and ψ) at the current state."""
+        if not hasattr(self, "cv"):
+            raise RuntimeError(f"{self.name}: prepare() must run before adapt()")
+        self._tune_step(task, batch, generator)
+
+    def _tune_step(self, task: Task, batch: int, generator: torch.Generator) -> None:
+        """One Adam step descending ``E‖ĝ‖²`` (of the variational groups) over ``TUNE_LANES`` estimates."""
+        relaxable = as_protocol(task, RelaxableLatent, self.name)
+        noise = task.noise(generator, (TUNE_LANES, batch))
+        v = relaxable.uniform(generator, (TUNE_LANES, batch))
+        control = self.control(self.cv)
+        grads = per_estimate_gradients(
+            lambda th, eps, u, c=control: controlled_surrogate(task, th, eps, u, c, tuning=True),
+            task.theta,
+            noise,
+            v,
+        )
+        targets = {g: grads[g] for g in task.variational_groups} if task.variational_groups else grads
+        loss = functools.reduce(operator.add, [(leaf**2).sum() for leaf in tree_leaves(targets)]) / TUNE_LANES
+        self._cv_optimizer.zero_grad()
+        loss.backward()
+        self._cv_optimizer.step()
 
     def memory_factor(self, task: Task) -> float:
         """f at the hard sample and at two relaxations, with their gradients."""

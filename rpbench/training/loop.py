@@ -7,8 +7,11 @@ estimator's noise (a generator on the task's device seeded ``seed + 1``, as
 ``train_elbo`` (``seed + 3``) and the evaluation noise (seeded by the seed alone, so
 that step 0 gives the same numbers for every estimator).  Each step: one minibatch of
 ``minibatch`` images, one gradient estimate of ``batch`` samples per image from the estimator,
-one Adam step ascending the ELBO.  Evaluation points: step 0, every ``eval_every`` steps, and the
-last step (``steps``, or where ``time_budget`` seconds of training ran out).
+one Adam step ascending the ELBO, then the estimator's
+:meth:`~rpbench.estimators.base.Estimator.adapt` (REBAR's η and λ, RELAX's network: one
+variance-descent step at the new state, inside the step's time).  Evaluation points: step 0,
+every ``eval_every`` steps, and the last step (``steps``, or where ``time_budget`` seconds of
+training ran out).
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ class _Run:
         task, schedule = self.task, self.schedule
         with task.evaluated_at(self.theta, task.draw_minibatch(torch.Generator().manual_seed(self.seed + 2))):
             prepare = torch.Generator(device=task.device).manual_seed(self.seed ^ _PREPARE_STREAM)
-            self.estimator.prepare(task, self.batch, prepare)  # at the initial state (online adaptation: not yet)
+            self.estimator.prepare(task, self.batch, prepare)  # at the initial state; adapt() follows each step
         elbos: list[float] = []
         yield self.evaluated(math.nan)
         while self.step < schedule.steps and self.seconds < schedule.time_budget:
@@ -123,6 +126,8 @@ class _Run:
                 finite = finite and bool(torch.isfinite(value.grad).all())
         if finite:
             self.optimizer.step()
+            with self.task.evaluated_at(self.theta, x):  # learned control variates follow the model
+                self.estimator.adapt(self.task, self.batch, self.noise)
         return finite
 
     def evaluated(self, train_elbo: float) -> Point:

@@ -127,3 +127,24 @@ def test_both_declare_what_they_need() -> None:
         assert {"relaxable", "log-prob"} <= cls.needs
         assert cls.why_not(vae("vae", latents=2), 1) is not None  # a Gaussian latent: no relaxation
         assert cls.why_not(categorical(), 1) is None and cls.why_not(bernoulli(), 1) is None
+
+
+@pytest.mark.parametrize("cls", [Rebar, Relax])
+def test_adapt_is_one_more_tuning_step_of_the_control_variate(cls: type[Estimator]) -> None:
+    """What ``rpbench train`` calls after every step: ``prepare`` with k tuning steps equals
+    ``prepare`` with none followed by k ``adapt`` calls on the same generator (and they move η, λ)."""
+    task = categorical()
+    defaults = {p.name: p.default_values[0] for p in cls.params}
+    untuned = cls(defaults | {"tune_steps": 0})
+    with pytest.raises(RuntimeError, match=r"prepare\(\) must run before adapt\(\)"):
+        untuned.adapt(task, 2, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    untuned.prepare(task, 2, generator)
+    start = {k: v.detach().clone() for k, v in untuned.cv.items()}  # type: ignore[attr-defined]
+    for _ in range(3):
+        untuned.adapt(task, 2, generator)
+    tuned = cls(defaults | {"tune_steps": 3})
+    tuned.prepare(task, 2, torch.Generator().manual_seed(0))
+    for key, value in tuned.cv.items():  # type: ignore[attr-defined]
+        assert torch.equal(value.detach(), untuned.cv[key].detach()), key  # type: ignore[attr-defined]
+    assert any(not torch.equal(start[k], v.detach()) for k, v in tuned.cv.items())  # type: ignore[attr-defined]

@@ -90,3 +90,16 @@ def test_an_exception_is_a_failed_point_and_a_time_budget_stops_early(monkeypatc
     points = curve("gumbel")
     assert [(p.step, p.status) for p in points] == [(0, "ok"), (1, "failed")]
     assert points[-1].error == "RuntimeError: deliberately broken"
+
+
+def test_learned_control_variates_adapt_online_at_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    rebar = estimator("rebar", tune_steps=0)
+    calls: list[int] = []
+    adapt = type(rebar).adapt
+    monkeypatch.setattr(type(rebar), "adapt", lambda self, *a: (calls.append(1), adapt(self, *a))[1])
+    task = vae("discrete-vae", latents=2, categories=3)
+    points = list(train_curve(task, rebar, 2, Schedule(steps=8, eval_every=4, eval_samples=5)))  # type: ignore[arg-type]
+    assert [p.status for p in points] == ["ok"] * 3 and len(calls) == 8  # once after every step
+    initial = estimator("rebar", tune_steps=0)
+    initial.prepare(task, 2, torch.Generator().manual_seed(0))
+    assert not torch.equal(rebar.cv["eta"].detach(), initial.cv["eta"].detach())  # type: ignore[attr-defined]
