@@ -133,8 +133,8 @@ def train(
         lists["minibatch"] = [str(train_batch)]
     every = eval_every if eval_every is not None else max(1, steps // 10)
     schedule = Schedule(steps, every, lr, eval_samples, math.inf if time_budget is None else time_budget)
-    request = TrainPlan(task, lists, _estimator_list(estimators) or ["all"], list(seeds), batch, schedule, device)
-    request.plugins = list(plugins)
+    estimator_specs = _estimator_list(estimators) or ["all"]
+    request = TrainPlan(task, lists, estimator_specs, list(seeds), batch, schedule, device, list(plugins))
     outcome = run_training(request, None if out is None else Path(out), on_point)
     if outcome.path is None:
         return run_from_text(outcome.curves_text or "", None, outcome.meta, source="<memory>")

@@ -43,7 +43,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-_PREPARE_STREAM = 0x5BD1E995  # a second, independent stream for estimator set-up
+PREPARE_STREAM = 0x5BD1E995
+"""XORed into a seed: a second, independent stream for estimator set-up (``prepare``)."""
 
 DEFAULT_MAX_MEMORY = 512 * 2**20
 """Default ``--max-memory``: bytes one chunk of estimates may take (the run's own state is extra)."""
@@ -114,7 +115,7 @@ def draw_estimates(
     generation and the estimator, with the device synchronised before and after.
     """
     start = time.perf_counter()
-    estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ _PREPARE_STREAM))
+    estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ PREPARE_STREAM))
     synchronize(task.device)
     setup = time.perf_counter() - start
     chunk = chunk_size(task, estimator, samples, batch, max_memory)
@@ -159,7 +160,7 @@ def estimate_all(task: Task, estimator: Estimator, samples: int, batch: int, see
 
     The same numbers as the first chunk of :func:`draw_estimates` (all of them where K fits in one).
     """
-    estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ _PREPARE_STREAM))
+    estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ PREPARE_STREAM))
     generator = torch.Generator(device=task.device).manual_seed(seed)
     return flatten_groups(estimator.estimate(task, samples, batch, generator))
 

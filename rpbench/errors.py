@@ -7,3 +7,8 @@ class UsageError(ValueError):
     The CLI prints ``error: <message>`` on one line and exits with code 2.  Raise it with a
     message that names the problem and the valid choices.
     """
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as one line of at most 500 characters (the ``error`` column of a failed row)."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]

@@ -88,6 +88,8 @@ def coordinate_rows_of(
     rows: Sequence[Mapping[str, object]], coords: Mapping[str, Mapping[str, torch.Tensor]]
 ) -> list[dict[str, object]]:
     """The long-format rows of a cell's rows, for the groups that have per-coordinate summaries."""
+    if not coords:  # a failed cell, or a table without coordinates (a training run's curves)
+        return []
     return [c for row in rows if str(row["group"]) in coords for c in coordinate_rows(row, coords[str(row["group"])])]
 
 

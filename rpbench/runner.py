@@ -16,7 +16,7 @@ import torch
 from rpbench import metrics
 from rpbench.columns import Column, result_columns
 from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, draw_estimates
-from rpbench.errors import UsageError
+from rpbench.errors import UsageError, error_text
 from rpbench.estimators.base import Estimator
 from rpbench.params import Config, expand_grid, format_config, parse_assignment, resolve_grid
 from rpbench.registry import ESTIMATORS, get_estimator, get_task, load_builtins
@@ -176,11 +176,6 @@ def cell_keys(cell: Cell, samples: int, batch: int, seed: int, estimator_params:
         **{name: estimator.config.get(name) for name in estimator_params},
         "cell_seed": cell_seed_of(cell, seed, samples, batch),
     }
-
-
-def error_text(exc: BaseException) -> str:
-    """An exception as one line of at most 500 characters, for the ``error`` column."""
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
 
 
 def failed_rows(cell: Cell, keys: Mapping[str, object], message: str) -> list[dict[str, object]]:

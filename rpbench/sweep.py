@@ -23,7 +23,7 @@ import torch
 from rpbench import runner
 from rpbench.columns import Column
 from rpbench.engine import DEFAULT_MAX_MEMORY
-from rpbench.errors import UsageError
+from rpbench.errors import UsageError, error_text
 from rpbench.options import parse_memory, resolve_device
 from rpbench.registry import load_builtins, load_plugin
 from rpbench.results import COORD_COLUMNS, META_FILE, RunWriter, coordinate_rows_of, create_run_dir, run_metadata
@@ -32,7 +32,6 @@ from rpbench.runner import (
     Plan,
     cell_keys,
     cell_seed_of,
-    error_text,
     failed_rows,
     parse_estimators,
     plan,

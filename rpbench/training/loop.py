@@ -24,11 +24,12 @@ from typing import cast
 
 import torch
 
+from rpbench.engine import PREPARE_STREAM
+from rpbench.errors import error_text
 from rpbench.estimators.base import Estimator
 from rpbench.tasks.vae import VAETask
 from rpbench.training.evaluate import evaluate
 
-_PREPARE_STREAM = 0x5BD1E995
 _EVAL_STREAM = 0xE7A1
 
 
@@ -68,7 +69,7 @@ def train_curve(task: VAETask, estimator: Estimator, batch: int, schedule: Sched
     try:
         yield from run.points()
     except Exception as exc:  # recorded as the run's last point
-        yield run.failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:500])
+        yield run.failed(error_text(exc))
 
 
 class _Run:
@@ -92,7 +93,7 @@ class _Run:
     def points(self) -> Iterator[Point]:
         task, schedule = self.task, self.schedule
         with task.evaluated_at(self.theta, task.draw_minibatch(torch.Generator().manual_seed(self.seed + 2))):
-            prepare = torch.Generator(device=task.device).manual_seed(self.seed ^ _PREPARE_STREAM)
+            prepare = torch.Generator(device=task.device).manual_seed(self.seed ^ PREPARE_STREAM)
             self.estimator.prepare(task, self.batch, prepare)  # at the initial state; adapt() follows each step
         elbos: list[float] = []
         yield self.evaluated(math.nan)

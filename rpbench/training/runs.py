@@ -21,8 +21,7 @@ from rpbench.options import resolve_device
 from rpbench.registry import TASKS
 from rpbench.results import RunWriter, create_run_dir, run_metadata
 from rpbench.runner import Cell, cell_seed_of, parse_estimators, plan, plan_estimator_params
-from rpbench.sweep import load_plugins
-from rpbench.tables import AppendTable
+from rpbench.sweep import MemoryWriter, load_plugins
 from rpbench.tasks.vae import VAETask
 from rpbench.training.loop import Point, Schedule, train_curve
 
@@ -132,21 +131,25 @@ def train(request: TrainPlan, out: Path | None, on_point: OnPoint | None = None)
         "kind": "train",
         "columns": [c.to_json() for c in columns],
     }
-    writer = RunWriter(create_run_dir(out, request.task), meta, names, table=CURVES_FILE) if out else None
-    memory = AppendTable.in_memory(names) if writer is None else None
+    writer: RunWriter | MemoryWriter
+    if out is None:
+        writer = MemoryWriter(meta, names)
+    else:
+        writer = RunWriter(create_run_dir(out, request.task), meta, names, table=CURVES_FILE)
     started = time.perf_counter()
     try:
         for seed, seed_cells in cells.items():
             for cell in seed_cells:
                 for row in _run_rows(cell, request, seed, params):
-                    (writer.results if writer else memory).append([row])  # type: ignore[union-attr]
+                    writer.add([row], {})
                     if on_point is not None:
                         on_point(row)
+        writer.finish(runs=len(every), seconds=time.perf_counter() - started)
     finally:
-        if writer is not None:
-            writer.finish(runs=len(every), seconds=time.perf_counter() - started)
-    meta["seconds"] = time.perf_counter() - started
-    return TrainOutcome(writer.run_dir if writer else None, meta, memory.text() if memory else None)
+        writer.close()
+    if isinstance(writer, RunWriter):
+        return TrainOutcome(writer.run_dir, writer.metadata, None)
+    return TrainOutcome(None, writer.metadata, writer.results.text())
 
 
 def _run_rows(cell: Cell, request: TrainPlan, seed: int, params: Sequence[str]) -> Iterator[Row]:
