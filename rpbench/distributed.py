@@ -19,7 +19,7 @@ from rpbench.errors import UsageError
 from rpbench.suite import Entry
 
 if TYPE_CHECKING:
-    from dask.distributed import Client
+    from dask.distributed import Client, Future
 
     from rpbench.runner import Plan
 
@@ -127,22 +127,50 @@ def run_parallel(
     plugins: Sequence[str],
     max_memory: int = DEFAULT_MAX_MEMORY,
 ) -> Iterator[tuple[Job, Outcome]]:
-    """Measure ``jobs`` on the cluster; each job with its outcome, in the order of ``jobs``."""
+    """Measure ``jobs`` on the cluster; each job with its outcome, in the order of ``jobs``.
+
+    When a worker dies, Dask suspects every job it held, also the innocent ones queued behind the
+    killer, and gives up on a job once it has been suspected too often (``KilledWorker``).  Such
+    jobs are measured again at the end, one at a time, so that a job is only reported dead when
+    it killed a worker while it was the only job on the cluster.
+    """
     import torch
     from dask.distributed import as_completed
 
     threads = torch.get_num_threads()
-    futures = {
-        client.submit(measure_job, job, device, level, tuple(plugins), threads, max_memory, pure=False): i
-        for i, job in enumerate(jobs)
-    }
+
+    def submit(job: Job) -> Future:
+        return client.submit(measure_job, job, device, level, tuple(plugins), threads, max_memory, pure=False)
+
+    futures = {submit(job): i for i, job in enumerate(jobs)}
     ready: dict[int, Outcome] = {}
+    suspects: list[int] = []
     position = 0
     for future in as_completed(futures):
-        try:
-            ready[futures[future]] = future.result()
-        except Exception as exc:  # the cell raised on its worker, or its worker died (KilledWorker)
-            ready[futures[future]] = exc
+        outcome = _outcome(future)
+        if _killed_worker(outcome):
+            suspects.append(futures[future])
+        else:
+            ready[futures[future]] = outcome
         while position in ready:  # results as soon as every earlier job's result is in
             yield jobs[position], ready.pop(position)
             position += 1
+    for index in sorted(suspects):  # alone on the cluster: only a job that kills a worker itself fails
+        ready[index] = _outcome(submit(jobs[index]))
+        while position in ready:
+            yield jobs[position], ready.pop(position)
+            position += 1
+
+
+def _outcome(future: Future) -> Outcome:
+    """The future's result, or the exception its job raised on its worker (or its worker died of)."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return exc
+
+
+def _killed_worker(outcome: Outcome) -> bool:
+    from dask.distributed import KilledWorker
+
+    return isinstance(outcome, KilledWorker)

@@ -107,3 +107,41 @@ def test_a_worker_that_dies_gives_full_failed_rows_and_the_sweep_goes_on(tmp_pat
     for column in ("task", "fn", "k", "dim", "mu", "samples", "batch", "seed", "device", "cell_seed"):
         assert failed[column].notna().all(), column  # full configuration, not just task and seed
     assert (table.loc[table["status"] == "ok", "variance"] >= 0).all()
+
+
+@pytest.mark.dask
+def test_cells_queued_behind_a_dying_cell_on_its_worker_are_not_reported_dead(tmp_path: Path) -> None:
+    """Dask suspects every job a dead worker held; with no retries and every job sent to a worker at
+    once, the cells queued behind the killer used to come back as KilledWorker (seen in CI under load)."""
+    import dask
+
+    plugin = tmp_path / "dying.py"
+    slow_and_dying = DYING.replace("import os", "import os\nimport time").replace('["sigma"] == 2:', '["sigma"] == 1:')
+    plugin.write_text(slow_and_dying.replace("        noise =", "        time.sleep(0.2)\n        noise ="))
+    args = [
+        "run",
+        "--plugin",
+        str(plugin),
+        "-e",
+        "dies-on-sigma-2",
+        "-p",
+        "fn=cos",
+        "-p",
+        "sigma=1,2,3,4,5",
+        "-p",
+        "k=0.5",
+    ]
+    queue_everything = {
+        "distributed.scheduler.worker-saturation": float("inf"),
+        "distributed.scheduler.allowed-failures": 0,
+    }
+    try:
+        with dask.config.set(queue_everything):
+            code = exit_code([*args, "-K", "50", "--repeats", "1", "--workers", "2", "-q", "--out", str(tmp_path)])
+    finally:
+        ESTIMATORS.pop("dies-on-sigma-2", None)
+    assert code == 1
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    table = pd.read_csv(run_dir / RESULTS_FILE)
+    assert len(table) == 5 * 2
+    assert set(table.loc[table["status"] == "failed", "sigma"]) == {1.0}  # the killer only (job 0)
