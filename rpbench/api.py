@@ -112,6 +112,7 @@ def train(
     out: str | Path | None = None,
     plugins: Sequence[str] = (),
     on_point: Callable[[dict[str, object]], None] | None = None,
+    resume: str | Path | None = None,
 ) -> Run:
     """Train the task's model with each estimator configuration and seed; its learning curves.
 
@@ -121,10 +122,21 @@ def train(
     10 points) with an ``eval_samples``-sample importance-weighted bound; ``time_budget`` stops
     each run after that much training wall-clock.  ``out=None`` writes nothing.  The returned
     :class:`Run` holds ``curves.csv``'s rows; ``on_point`` gets each row as it is measured.
+    ``resume`` finishes an interrupted training run folder as it was planned, from its checkpoints.
     """
     from rpbench.training.loop import Schedule
     from rpbench.training.runs import CURVES_FILE, TrainPlan
     from rpbench.training.runs import train as run_training
+
+    if resume is not None:
+        given = locals()
+        changed = [name for name, default in _TRAIN_DEFAULTS.items() if _as_list(given[name]) != _as_list(default)]
+        if changed:
+            flag = changed[0].replace("_", "-")
+            raise UsageError(f"--resume {resume} continues that training run as it was planned; drop --{flag}")
+        outcome = run_training(None, None, on_point, resume=Path(resume))
+        curves = Path(resume) / CURVES_FILE
+        return run_from_text(curves.read_text(encoding="utf-8"), None, outcome.meta, str(curves), Path(resume))
 
     lists = _param_lists(params)
     if train_batch is not None:
@@ -140,6 +152,29 @@ def train(
         return run_from_text(outcome.curves_text or "", None, outcome.meta, source="<memory>")
     curves = outcome.path / CURVES_FILE
     return run_from_text(curves.read_text(encoding="utf-8"), None, outcome.meta, str(curves), outcome.path)
+
+
+_TRAIN_DEFAULTS: dict[str, object] = {
+    "task": "discrete-vae",
+    "estimators": None,
+    "params": None,
+    "steps": 1000,
+    "eval_every": None,
+    "seeds": (0,),
+    "lr": 1e-3,
+    "train_batch": None,
+    "batch": 1,
+    "eval_samples": 100,
+    "time_budget": None,
+    "device": "cpu",
+    "out": None,
+    "plugins": (),
+}
+"""``train``'s planning options and their defaults: with ``resume`` they come from the run folder."""
+
+
+def _as_list(value: object) -> object:
+    return list(value) if isinstance(value, list | tuple) else value
 
 
 def _estimator_list(estimators: str | Sequence[str] | None) -> list[str] | None:

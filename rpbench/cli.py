@@ -217,7 +217,13 @@ def train_command(
         float | None, typer.Option("--time-budget", help="Stop each run after this many seconds of training.")
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
-    out: Annotated[Path, typer.Option(help="Each training run set writes OUT/<run-id>/curves.csv.")] = Path("results"),
+    out: Annotated[
+        Path | None, typer.Option(help="Each training run set writes OUT/<run-id>/curves.csv. [default: results]")
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Finish an interrupted training run folder: every run continues from its checkpoint."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No final table.")] = False,
     plugin: PluginOption = None,
 ) -> None:
@@ -235,8 +241,9 @@ def train_command(
         eval_samples=eval_samples,
         time_budget=time_budget,
         device=device,
-        out=out,
+        out=out if out is not None or resume is not None else Path("results"),
         plugins=plugin or [],
+        resume=resume,
     )
     if not quiet and (run.results["status"] == "ok").any():
         print(api.report(run, format="markdown"))  # the final held-out ELBO per estimator, over seeds

@@ -155,7 +155,8 @@ class RunWriter:
     write into one run.  ``table`` names the main table (``curves.csv`` for a training run).  With
     ``resume`` the tables are first repaired
     (:func:`rpbench.tables.keep_complete_cells`): the rows of a cell whose write was cut are
-    dropped, so that the cell is measured again; ``expected`` gives each planned cell's row count.
+    dropped, so that the cell is measured again; ``expected`` gives each planned cell's row count
+    (none: only a torn last line goes) and ``cell_id`` names the column that identifies a cell.
     """
 
     def __init__(
@@ -166,6 +167,7 @@ class RunWriter:
         resume: bool = False,
         expected: Mapping[int, int] | None = None,
         table: str = RESULTS_FILE,
+        cell_id: str = CELL_ID,
     ) -> None:
         self.run_dir = run_dir
         self._lock = lock_run_dir(run_dir)
@@ -174,7 +176,7 @@ class RunWriter:
         results, coords = run_dir / table, run_dir / COORDS_FILE
         try:
             if resume:
-                self.finished_cells = _repair(results, coords, columns, expected or {})
+                self.finished_cells = _repair(results, coords, columns, expected or {}, cell_id)
                 self.metadata.setdefault("resumed_utc", []).append(_now())
             self.results = AppendTable.open(results, columns)
             self.coords = AppendTable.open(coords, COORD_COLUMNS)
@@ -204,11 +206,13 @@ class RunWriter:
         self._lock.release()
 
 
-def _repair(results: Path, coords: Path, columns: Sequence[str], expected: Mapping[int, int]) -> set[int]:
-    """Keep the finished cells' rows of an interrupted run; their ``cell_seed``s."""
+def _repair(
+    results: Path, coords: Path, columns: Sequence[str], expected: Mapping[int, int], cell_id: str = CELL_ID
+) -> set[int]:
+    """Keep the finished cells' rows of an interrupted run; their ids (``cell_seed``s)."""
     if not results.exists():
         return set()
-    finished = keep_complete_cells(results, columns, expected, CELL_ID)
+    finished = keep_complete_cells(results, columns, expected, cell_id)
     if coords.exists():
         keep_cells(coords, finished, CELL_ID)
     return finished

@@ -116,3 +116,14 @@ def test_the_plugin_api_is_importable_from_the_top_level() -> None:
     assert set(rpbench.__all__) <= set(dir(rpbench))
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = rpbench.nothing  # type: ignore[attr-defined]
+
+
+def test_train_resume_knows_every_planning_option_and_its_default() -> None:
+    """``--resume`` refuses changed options by comparing with these defaults; they must not drift."""
+    import inspect
+
+    from rpbench.api import _TRAIN_DEFAULTS
+
+    signature = inspect.signature(rpbench.train).parameters
+    assert {name: signature[name].default for name in _TRAIN_DEFAULTS} == _TRAIN_DEFAULTS
+    assert set(signature) - set(_TRAIN_DEFAULTS) == {"on_point", "resume"}

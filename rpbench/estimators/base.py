@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import torch
 from torch.func import grad, vmap
@@ -82,6 +82,19 @@ class Estimator(ABC):
         ``rpbench train`` calls it after every step, at the new model state, and counts its time in
         the step's cost; estimators without learned parts do nothing.
         """
+
+    def state_dict(self) -> dict[str, Any]:
+        """What :meth:`adapt` has learned, for a training checkpoint (empty: nothing is learned online).
+
+        Estimators that override :meth:`adapt` override this and :meth:`load_state_dict`, so that a
+        resumed training run continues exactly where it stopped.
+        """
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s ``state`` (after :meth:`prepare` at the run's start)."""
+        if state:
+            raise ValueError(f"{self.name}: learns nothing online, yet its checkpoint holds {sorted(state)}")
 
     @abstractmethod
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -96,6 +96,21 @@ class _ControlVariateEstimator(Estimator):
         if not hasattr(self, "cv"):
             raise RuntimeError(f"{self.name}: prepare() must run before adapt()")
         self._tune_step(task, batch, generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The control variate's parameters and their Adam state (after :meth:`prepare`)."""
+        if not hasattr(self, "cv"):
+            return {}
+        return {"cv": {k: v.detach().clone() for k, v in self.cv.items()}, "optimizer": self._cv_optimizer.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint: the tensors are copied into the ones Adam holds."""
+        if not hasattr(self, "cv") or set(state.get("cv", {})) != set(self.cv):
+            raise ValueError(f"{self.name}: a checkpoint needs prepare() first and the control variate's parameters")
+        with torch.no_grad():
+            for key, value in self.cv.items():
+                value.copy_(state["cv"][key])
+        self._cv_optimizer.load_state_dict(state["optimizer"])
 
     def _tune_step(self, task: Task, batch: int, generator: torch.Generator) -> None:
         """One Adam step descending ``E‖ĝ‖²`` (of the variational groups) over ``TUNE_LANES`` estimates."""

@@ -11,16 +11,17 @@ one Adam step ascending the ELBO, then the estimator's
 :meth:`~rpbench.estimators.base.Estimator.adapt` (REBAR's η and λ, RELAX's network: one
 variance-descent step at the new state, inside the step's time).  Evaluation points: step 0,
 every ``eval_every`` steps, and the last step (``steps``, or where ``time_budget`` seconds of
-training ran out).
+training ran out).  At every evaluation point the caller's ``save`` gets a :class:`Checkpoint`
+(:mod:`rpbench.training.checkpoints` writes it), from which ``start`` continues the run exactly.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import cast
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 
@@ -31,6 +32,7 @@ from rpbench.tasks.vae import VAETask
 from rpbench.training.evaluate import evaluate
 
 _EVAL_STREAM = 0xE7A1
+_GENERATORS = ("noise", "minibatches", "elbo_noise")
 
 
 @dataclass(frozen=True)
@@ -59,15 +61,36 @@ class Point:
     error: str = ""
 
 
-def train_curve(task: VAETask, estimator: Estimator, batch: int, schedule: Schedule) -> Iterator[Point]:
-    """The run's evaluation points, step 0 first.
+@dataclass
+class Checkpoint:
+    """A run's state after its last evaluation point (``_Run.state_dict``), its points so far, and
+    whether the run is over (its last step reached, its time spent, or failed)."""
 
-    A non-finite gradient or bound, or an exception, ends the run with a failed point at the step
-    where it happened (its metrics empty); the caller's other runs go on.
+    state: dict[str, Any]
+    points: list[Point] = field(default_factory=list)
+    finished: bool = False
+
+
+SaveCheckpoint = Callable[[Checkpoint], None]
+
+
+def train_curve(
+    task: VAETask,
+    estimator: Estimator,
+    batch: int,
+    schedule: Schedule,
+    start: Checkpoint | None = None,
+    save: SaveCheckpoint | None = None,
+) -> Iterator[Point]:
+    """The run's evaluation points, step 0 first (after ``start``'s points, from where it stopped).
+
+    ``save`` gets a checkpoint at every point, before the point is yielded.  A non-finite
+    gradient or bound, or an exception, ends the run with a failed point at the step where it
+    happened (its metrics empty); the caller's other runs go on.
     """
-    run = _Run(task, estimator, batch, schedule)
+    run = _Run(task, estimator, batch, schedule, save)
     try:
-        yield from run.points()
+        yield from run.points(start)
     except Exception as exc:  # recorded as the run's last point
         yield run.failed(error_text(exc))
 
@@ -75,8 +98,10 @@ def train_curve(task: VAETask, estimator: Estimator, batch: int, schedule: Sched
 class _Run:
     """The state of one run: the model, Adam, the generators, the step and the clock."""
 
-    def __init__(self, task: VAETask, estimator: Estimator, batch: int, schedule: Schedule) -> None:
-        self.task, self.estimator, self.batch, self.schedule = task, estimator, batch, schedule
+    def __init__(
+        self, task: VAETask, estimator: Estimator, batch: int, schedule: Schedule, save: SaveCheckpoint | None = None
+    ) -> None:
+        self.task, self.estimator, self.batch, self.schedule, self.save = task, estimator, batch, schedule, save
         self.seed = seed = task.model_seed
         self.theta = {
             group: {k: v.to(task.device).requires_grad_(True) for k, v in params.items()}
@@ -89,31 +114,66 @@ class _Run:
         self.elbo_noise = torch.Generator(device=task.device).manual_seed(seed + 3)
         self.images = task.eval_images()
         self.step, self.seconds = 0, 0.0
+        self.history: list[Point] = []
 
-    def points(self) -> Iterator[Point]:
+    def points(self, start: Checkpoint | None = None) -> Iterator[Point]:
         task, schedule = self.task, self.schedule
         with task.evaluated_at(self.theta, task.draw_minibatch(torch.Generator().manual_seed(self.seed + 2))):
             prepare = torch.Generator(device=task.device).manual_seed(self.seed ^ PREPARE_STREAM)
             self.estimator.prepare(task, self.batch, prepare)  # at the initial state; adapt() follows each step
+        if start is None:
+            yield self.reached(self.evaluated(math.nan))
+        else:
+            self.load_state_dict(start.state)
+            self.history = list(start.points)
         elbos: list[float] = []
-        yield self.evaluated(math.nan)
-        while self.step < schedule.steps and self.seconds < schedule.time_budget:
+        while self.history[-1].status == "ok" and not self.over():
             self.step += 1
             x = task.draw_minibatch(self.minibatches)
-            start = time.perf_counter()
+            began = time.perf_counter()
             finite = self.take_step(x)
-            self.seconds += time.perf_counter() - start
+            self.seconds += time.perf_counter() - began
             if not finite:
                 yield self.failed("FloatingPointError: non-finite gradient")
                 return
             elbos.append(_minibatch_elbo(task, self.theta, x, self.elbo_noise))
-            last = self.step == schedule.steps or self.seconds >= schedule.time_budget
-            if self.step % schedule.eval_every == 0 or last:
-                found = self.evaluated(sum(elbos) / len(elbos))
+            if self.step % schedule.eval_every == 0 or self.over():
+                yield self.reached(self.evaluated(sum(elbos) / len(elbos)))
                 elbos = []
-                yield found
-                if found.status != "ok":
-                    return
+
+    def over(self) -> bool:
+        """Whether the run has taken its last step (or spent its training time)."""
+        return self.step >= self.schedule.steps or self.seconds >= self.schedule.time_budget
+
+    def reached(self, point: Point) -> Point:
+        """``point``, recorded and checkpointed (before the caller writes its row)."""
+        self.history.append(point)
+        if self.save is not None:
+            self.save(Checkpoint(self.state_dict(), list(self.history), point.status != "ok" or self.over()))
+        return point
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the next step depends on: model, Adam, the estimator's learned state, generators, clock."""
+        return {
+            "theta": {g: {k: v.detach().clone() for k, v in params.items()} for g, params in self.theta.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "estimator": self.estimator.state_dict(),
+            "generators": {name: getattr(self, name).get_state() for name in _GENERATORS},
+            "step": self.step,
+            "seconds": self.seconds,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (after ``prepare`` at the initial state, as a fresh run does)."""
+        with torch.no_grad():
+            for group, params in self.theta.items():
+                for key, value in params.items():
+                    value.copy_(state["theta"][group][key])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.estimator.load_state_dict(state["estimator"])
+        for name in _GENERATORS:
+            getattr(self, name).set_state(state["generators"][name])
+        self.step, self.seconds = int(state["step"]), float(state["seconds"])
 
     def take_step(self, x: torch.Tensor) -> bool:
         """One estimate on minibatch ``x`` and one Adam step; whether the gradient was finite."""
@@ -136,12 +196,16 @@ class _Run:
         noise = torch.Generator(device=self.task.device).manual_seed(self.seed ^ _EVAL_STREAM)
         found = evaluate(self.task, self.theta, self.images, self.schedule.eval_samples, noise)
         if not (math.isfinite(found.elbo) and math.isfinite(found.iwae)):
-            return self.failed("FloatingPointError: non-finite held-out bound")
+            return _failed_point(self.step, self.seconds, "FloatingPointError: non-finite held-out bound")
         return Point(self.step, self.seconds, train_elbo, found.elbo, found.elbo_se, found.iwae)
 
     def failed(self, error: str) -> Point:
-        """A failed point at the current step."""
-        return Point(self.step, self.seconds, math.nan, math.nan, math.nan, math.nan, "failed", error)
+        """A failed point at the current step (the run's last)."""
+        return self.reached(_failed_point(self.step, self.seconds, error))
+
+
+def _failed_point(step: int, seconds: float, error: str) -> Point:
+    return Point(step, seconds, math.nan, math.nan, math.nan, math.nan, "failed", error)
 
 
 @torch.no_grad()

@@ -3,27 +3,33 @@
 A training run is (task configuration, estimator configuration, seed); the seed is the task's
 ``model_seed`` (:mod:`rpbench.training.loop`).  Runs are planned with :func:`rpbench.runner.plan`
 (the same grids, parsing and applicability as ``rpbench run``) and measured one after another;
-each evaluation point's row is appended to ``curves.csv`` as soon as it is measured.  Nothing
-here prints: ``on_point`` gets each row.
+each evaluation point's row is appended to ``curves.csv`` as soon as it is measured, after the
+run's checkpoint (:mod:`rpbench.training.checkpoints`).  ``--resume`` reads the plan back from
+``run.json``, drops a torn last row, writes the points a kill cut off from the checkpoints and
+continues every unfinished run from its checkpoint.  Nothing here prints: ``on_point`` gets each row.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rpbench.columns import curve_columns
+from rpbench.columns import Column, curve_columns
 from rpbench.errors import UsageError
 from rpbench.options import resolve_device
 from rpbench.registry import TASKS
-from rpbench.results import RunWriter, create_run_dir, run_metadata
+from rpbench.results import META_FILE, RunWriter, create_run_dir, run_metadata
 from rpbench.runner import Cell, cell_seed_of, parse_estimators, plan, plan_estimator_params
 from rpbench.sweep import MemoryWriter, load_plugins
+from rpbench.tables import read_records
 from rpbench.tasks.vae import VAETask
-from rpbench.training.loop import Point, Schedule, train_curve
+from rpbench.training.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
+from rpbench.training.loop import Checkpoint, Point, Schedule, train_curve
 
 CURVES_FILE = "curves.csv"
 Row = dict[str, object]
@@ -116,34 +122,40 @@ class TrainOutcome:
     curves_text: str | None
 
 
-def train(request: TrainPlan, out: Path | None, on_point: OnPoint | None = None) -> TrainOutcome:
-    """Plan and run every training run; rows appended to ``curves.csv`` (or kept in memory)."""
+@dataclass(frozen=True)
+class RunJob:
+    """One training run: its seed, its cell's position among that seed's cells, its identity, and
+    how many of its rows ``curves.csv`` already holds (on resume)."""
+
+    seed: int
+    index: int
+    run_seed: int
+    written: int = 0
+
+
+def train(
+    request: TrainPlan | None, out: Path | None, on_point: OnPoint | None = None, resume: Path | None = None
+) -> TrainOutcome:
+    """Plan and run every training run (or finish the run folder ``resume``); rows appended to
+    ``curves.csv`` (or kept in memory when ``out`` is ``None``)."""
+    if resume is not None:
+        request = read_train_plan(resume)
+    assert request is not None
     load_plugins(request.plugins)
     check_plan(request)
     cells = plan_cells(request)
     every = [cell for seed_cells in cells.values() for cell in seed_cells]
     params = plan_estimator_params(every)
-    task_params = [(p.name, p.kind) for cell in every for p in type(cell.task).params if p.name != "model_seed"]
-    columns = curve_columns(task_params, [(p.name, p.kind) for c in every for p in type(c.estimator).params])
-    names = [c.name for c in columns]
-    meta = {
-        **run_metadata(request.options(), resolve_device(request.device)),
-        "kind": "train",
-        "columns": [c.to_json() for c in columns],
-    }
-    writer: RunWriter | MemoryWriter
-    if out is None:
-        writer = MemoryWriter(meta, names)
-    else:
-        writer = RunWriter(create_run_dir(out, request.task), meta, names, table=CURVES_FILE)
+    columns = _columns(every)
+    writer = _open_writer(request, columns, out, resume)
+    run_dir = writer.run_dir if isinstance(writer, RunWriter) else None
     started = time.perf_counter()
     try:
-        for seed, seed_cells in cells.items():
-            for cell in seed_cells:
-                for row in _run_rows(cell, request, seed, params):
-                    writer.add([row], {})
-                    if on_point is not None:
-                        on_point(row)
+        for job in plan_jobs(request, cells, run_dir if resume is not None else None):
+            for row in run_rows(cells[job.seed][job.index], request, job, params, run_dir):
+                writer.add([row], {})
+                if on_point is not None:
+                    on_point(row)
         writer.finish(runs=len(every), seconds=time.perf_counter() - started)
     finally:
         writer.close()
@@ -152,8 +164,101 @@ def train(request: TrainPlan, out: Path | None, on_point: OnPoint | None = None)
     return TrainOutcome(None, writer.metadata, writer.results.text())
 
 
-def _run_rows(cell: Cell, request: TrainPlan, seed: int, params: Sequence[str]) -> Iterator[Row]:
-    """A run's rows, one per evaluation point (a failed run ends with its failed point)."""
+def _columns(cells: Sequence[Cell]) -> list[Column]:
+    task_params = [(p.name, p.kind) for cell in cells for p in type(cell.task).params if p.name != "model_seed"]
+    return curve_columns(task_params, [(p.name, p.kind) for c in cells for p in type(c.estimator).params])
+
+
+def _open_writer(
+    request: TrainPlan, columns: Sequence[Column], out: Path | None, resume: Path | None
+) -> RunWriter | MemoryWriter:
+    names = [c.name for c in columns]
+    declared = [c.to_json() for c in columns]
+    if resume is not None:
+        meta = json.loads((resume / META_FILE).read_text())
+        if meta.get("columns") != declared:
+            raise UsageError(
+                f"--resume {resume}: the run's columns differ from what its options plan now "
+                "(another rpbench version or other plugins); finish it with the version that started it"
+            )
+        return RunWriter(resume, meta, names, resume=True, table=CURVES_FILE, cell_id="run_seed")
+    meta = {**run_metadata(request.options(), resolve_device(request.device)), "kind": "train", "columns": declared}
+    if out is None:
+        return MemoryWriter(meta, names)
+    return RunWriter(create_run_dir(out, request.task), meta, names, table=CURVES_FILE)
+
+
+def read_train_plan(run_dir: Path) -> TrainPlan:
+    """The plan a training run folder was started with (its ``run.json``); one line if it is not one."""
+    try:
+        meta = json.loads((run_dir / META_FILE).read_text())
+    except FileNotFoundError:
+        raise UsageError(
+            f"--resume {run_dir}: no {META_FILE} there; give a run folder that rpbench train created"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--resume {run_dir}: {META_FILE} is damaged ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("kind") != "train":
+        raise UsageError(
+            f"--resume {run_dir}: not a training run (rpbench train makes those); "
+            "rpbench run --resume finishes measurement runs"
+        )
+    try:
+        options = {k: v for k, v in meta["options"].items() if k != "level"}
+        return TrainPlan(**{**options, "schedule": Schedule(**options["schedule"])})
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"--resume {run_dir}: {META_FILE} is damaged or from another version ({exc!r})") from None
+
+
+def plan_jobs(request: TrainPlan, cells: dict[int, list[Cell]], resumed: Path | None = None) -> list[RunJob]:
+    """Every run in order (seed by seed); on resume, with the rows each already has, checked
+    against its checkpoint (a damaged checkpoint is refused here, before any training)."""
+    steps, batch = request.schedule.steps, request.batch
+    jobs = [
+        RunJob(seed, index, cell_seed_of(cell, seed, steps, batch))
+        for seed, seed_cells in cells.items()
+        for index, cell in enumerate(seed_cells)
+    ]
+    if resumed is None:
+        return jobs
+    written = _rows_per_run(resumed / CURVES_FILE)
+    for job in jobs:
+        saved = load_checkpoint(checkpoint_path(resumed, job.run_seed))
+        points = 0 if saved is None else len(saved.points)
+        if written.get(job.run_seed, 0) > points:
+            raise UsageError(
+                f"--resume {resumed}: {CURVES_FILE} has {written[job.run_seed]} rows of run {job.run_seed} but its "
+                f"checkpoint only {points} points; the checkpoints were changed by hand"
+            )
+    return [RunJob(job.seed, job.index, job.run_seed, written.get(job.run_seed, 0)) for job in jobs]
+
+
+def _rows_per_run(curves: Path) -> Counter[int]:
+    if not curves.exists():
+        return Counter()
+    header, body, _ = read_records(curves)
+    position = header.index("run_seed")
+    return Counter(int(record[position]) for record in body)
+
+
+def run_rows(cell: Cell, request: TrainPlan, job: RunJob, params: Sequence[str], run_dir: Path | None) -> Iterator[Row]:
+    """The run's rows not yet in ``curves.csv``: those its checkpoint holds beyond ``job.written``,
+    then one per new evaluation point (a failed run ends with its failed point).  With a run
+    folder, the run is checkpointed at every point and continues from its checkpoint."""
     assert isinstance(cell.task, VAETask)
-    for point in train_curve(cell.task, cell.estimator, request.batch, request.schedule):
-        yield curve_row(cell, request, seed, params, point)
+    store = None if run_dir is None else checkpoint_path(run_dir, job.run_seed)
+    start = None if store is None else load_checkpoint(store)
+    for point in [] if start is None else start.points[job.written :]:
+        yield curve_row(cell, request, job.seed, params, point)
+    if start is not None and start.finished:
+        return
+
+    def save(checkpoint: Checkpoint) -> None:
+        assert store is not None
+        save_checkpoint(store, checkpoint)
+
+    curve = train_curve(
+        cell.task, cell.estimator, request.batch, request.schedule, start, None if store is None else save
+    )
+    for point in curve:
+        yield curve_row(cell, request, job.seed, params, point)
