@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from rpbench.errors import UsageError
 from rpbench.options import parse_memory
 from rpbench.sweep import OnCell, Resolved, execute, resolve_resumed, resolve_suite, single_entry
+from rpbench.tables import write_atomic
 from rpbench.views.loader import Run, load_run, run_from_text
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def train(
     ``resume`` finishes an interrupted training run folder as it was planned, from its checkpoints.
     """
     from rpbench.training.loop import Schedule
-    from rpbench.training.runs import CURVES_FILE, TrainPlan
+    from rpbench.training.runs import TrainPlan
     from rpbench.training.runs import train as run_training
 
     if resume is not None:
@@ -135,8 +136,7 @@ def train(
             flag = changed[0].replace("_", "-")
             raise UsageError(f"--resume {resume} continues that training run as it was planned; drop --{flag}")
         outcome = run_training(None, None, on_point, resume=Path(resume))
-        curves = Path(resume) / CURVES_FILE
-        return run_from_text(curves.read_text(encoding="utf-8"), None, outcome.meta, str(curves), Path(resume))
+        return _with_final_table(outcome.meta, Path(resume))
 
     lists = _param_lists(params)
     if train_batch is not None:
@@ -150,8 +150,18 @@ def train(
     outcome = run_training(request, None if out is None else Path(out), on_point)
     if outcome.path is None:
         return run_from_text(outcome.curves_text or "", None, outcome.meta, source="<memory>")
-    curves = outcome.path / CURVES_FILE
-    return run_from_text(curves.read_text(encoding="utf-8"), None, outcome.meta, str(curves), outcome.path)
+    return _with_final_table(outcome.meta, outcome.path)
+
+
+def _with_final_table(meta: dict[str, object], run_dir: Path) -> Run:
+    """The training run folder's curves as a :class:`Run`, with its ``final.csv`` written beside them."""
+    from rpbench.training.runs import CURVES_FILE, FINAL_FILE
+    from rpbench.views.final import final_table
+
+    curves = run_dir / CURVES_FILE
+    run = run_from_text(curves.read_text(encoding="utf-8"), None, meta, str(curves), run_dir)
+    write_atomic(run_dir / FINAL_FILE, final_table(run).to_csv(index=False))
+    return run
 
 
 _TRAIN_DEFAULTS: dict[str, object] = {

@@ -32,6 +32,8 @@ from rpbench.training.checkpoints import checkpoint_path, load_checkpoint, save_
 from rpbench.training.loop import Checkpoint, Point, Schedule, train_curve
 
 CURVES_FILE = "curves.csv"
+FINAL_FILE = "final.csv"
+"""Per configuration, the final values over seeds (:func:`rpbench.views.final.final_table`), written at the end."""
 Row = dict[str, object]
 OnPoint = Callable[[Row], None]
 

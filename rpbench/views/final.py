@@ -151,6 +151,35 @@ def final_frame(
     return out[columns].reset_index(drop=True)
 
 
+FINAL_METRICS = ("eval_elbo", "eval_iwae", "train_elbo")
+"""The metrics of ``final.csv``, each with its t-interval."""
+
+
+def final_table(run: Run, level: float | None = None) -> pd.DataFrame:
+    """``final.csv``: per configuration, :data:`FINAL_METRICS` at each seed's last point (mean and
+    t-interval over seeds), and ``eval_elbo`` again at equal training time.
+
+    Columns: the configuration keys, ``seeds``, ``failed``, ``step`` and ``seconds`` (means), each
+    metric with ``_lo``/``_hi``, then ``equal_seconds`` — the shortest training time of any run
+    that did not fail (every run has trained at least that long) — and ``eval_elbo_at_equal_seconds``
+    with its interval: each seed's last point within ``equal_seconds``.
+    """
+    frames = [final_frame(run, metric, level=level) for metric in FINAL_METRICS]
+    keys = config_keys(run)
+    table = frames[0][[*keys, "seeds", "failed", "step", "seconds"]].copy()
+    for metric, frame in zip(FINAL_METRICS, frames, strict=True):
+        for column in (metric, f"{metric}_lo", f"{metric}_hi"):
+            table[column] = frame[column].to_numpy()
+    spent = _points(_work(run, "eval_elbo")[0], "eval_elbo").groupby(["_config", "seed"])["seconds"].max()
+    equal = float(spent.min()) if len(spent) else math.nan
+    table["equal_seconds"] = equal
+    at_equal = final_frame(run, "eval_elbo", at_seconds=equal, level=level) if not math.isnan(equal) else None
+    for end in ("", "_lo", "_hi"):
+        values = at_equal[f"eval_elbo{end}"].to_numpy() if at_equal is not None else math.nan
+        table[f"eval_elbo_at_equal_seconds{end}"] = values
+    return table
+
+
 def curve_frame(run: Run, metric: str = "eval_elbo", level: float | None = None) -> pd.DataFrame:
     """Per configuration and step, ``metric`` over the seeds that did not fail: the learning curves.
 
@@ -182,4 +211,13 @@ def final_run(run: Run, metric: str = "eval_elbo", at_seconds: float | None = No
     return dataclasses.replace(run, results=frame, columns=[*kept, *added])
 
 
-__all__ = ["config_keys", "curve_frame", "final_frame", "final_run", "seed_aliases", "t_interval"]
+__all__ = [
+    "FINAL_METRICS",
+    "config_keys",
+    "curve_frame",
+    "final_frame",
+    "final_run",
+    "final_table",
+    "seed_aliases",
+    "t_interval",
+]

@@ -21,6 +21,8 @@ def test_curves_are_written_as_run_json_declares_and_equal_an_in_memory_run(tmp_
     written = rpbench.train(**kwargs, seeds=[0, 1], batch=2, eval_samples=4, out=tmp_path)  # type: ignore[arg-type]
     assert written.path is not None and (written.path / "curves.csv").is_file()
     assert not (written.path / "results.csv").exists()
+    final = pd.read_csv(written.path / "final.csv")  # per configuration, over the seeds
+    assert list(final["estimator"]) == ["gumbel", "gumbel", "score+loo"] and (final["seeds"] == 2).all()
     meta = json.loads((written.path / "run.json").read_text())
     header = (written.path / "curves.csv").read_text().splitlines()[0].split(",")
     assert meta["kind"] == "train" and [c["name"] for c in meta["columns"]] == header

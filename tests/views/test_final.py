@@ -147,3 +147,19 @@ def test_a_seed_alias_needs_seeds_that_differ(training_run: Run) -> None:
     one = training_run.where(["seed=1"])
     assert seed_aliases(one) == [] and "model_seed" in config_keys(one)  # constant then: a setting like any other
     assert list(final_frame(one)["model_seed"]) == [1, 1]
+
+
+def test_final_csv_has_every_metric_and_the_value_at_equal_training_time(training_run: Run) -> None:
+    from rpbench.views.final import final_table
+
+    table = by_estimator(final_table(training_run))
+    score = table["score"]
+    assert score["eval_elbo"] == pytest.approx(-102.0) and score["eval_iwae"] == pytest.approx(-101.0)
+    assert score["train_elbo"] == pytest.approx(-103.0) and score["failed"] == 1 and score["seeds"] == 3
+    assert score["eval_iwae_hi"] - score["eval_iwae"] == pytest.approx(SCORE_HALF)
+    # runs trained 10.0, 10.1 and 10.2 s (the failed run does not count): within 10.0 s, seeds 1
+    # and 2 had reached step 10 only, ten below their final values
+    assert score["equal_seconds"] == pytest.approx(10.0) and table["pathwise"]["equal_seconds"] == pytest.approx(10.0)
+    assert score["eval_elbo_at_equal_seconds"] == pytest.approx((-100.0 - 112.0 - 114.0) / 3)
+    assert table["pathwise"]["eval_elbo_at_equal_seconds"] == pytest.approx((-90.0 - 101.0 - 105.0) / 3)
+    assert score["eval_elbo_at_equal_seconds_lo"] < score["eval_elbo_at_equal_seconds"]
