@@ -114,6 +114,8 @@ def train(
     plugins: Sequence[str] = (),
     on_point: Callable[[dict[str, object]], None] | None = None,
     resume: str | Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> Run:
     """Train the task's model with each estimator configuration and seed; its learning curves.
 
@@ -124,6 +126,7 @@ def train(
     each run after that much training wall-clock.  ``out=None`` writes nothing.  The returned
     :class:`Run` holds ``curves.csv``'s rows; ``on_point`` gets each row as it is measured.
     ``resume`` finishes an interrupted training run folder as it was planned, from its checkpoints.
+    ``workers``/``scheduler`` train the runs in parallel on Dask, as for :func:`run`.
     """
     from rpbench.training.loop import Schedule
     from rpbench.training.runs import TrainPlan
@@ -135,7 +138,7 @@ def train(
         if changed:
             flag = changed[0].replace("_", "-")
             raise UsageError(f"--resume {resume} continues that training run as it was planned; drop --{flag}")
-        outcome = run_training(None, None, on_point, resume=Path(resume))
+        outcome = run_training(None, None, on_point, Path(resume), workers, scheduler)
         return _with_final_table(outcome.meta, Path(resume))
 
     lists = _param_lists(params)
@@ -147,7 +150,7 @@ def train(
     schedule = Schedule(steps, every, lr, eval_samples, math.inf if time_budget is None else time_budget)
     estimator_specs = _estimator_list(estimators) or ["all"]
     request = TrainPlan(task, lists, estimator_specs, list(seeds), batch, schedule, device, list(plugins))
-    outcome = run_training(request, None if out is None else Path(out), on_point)
+    outcome = run_training(request, None if out is None else Path(out), on_point, None, workers, scheduler)
     if outcome.path is None:
         return run_from_text(outcome.curves_text or "", None, outcome.meta, source="<memory>")
     return _with_final_table(outcome.meta, outcome.path)

@@ -224,6 +224,12 @@ def train_command(
         Path | None,
         typer.Option(help="Finish an interrupted training run folder: every run continues from its checkpoint."),
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Train the runs in parallel on a local Dask cluster of N processes.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Train the runs on the Dask scheduler tcp://host:port (or auto).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No final table.")] = False,
     plugin: PluginOption = None,
 ) -> None:
@@ -244,6 +250,8 @@ def train_command(
         out=out if out is not None or resume is not None else Path("results"),
         plugins=plugin or [],
         resume=resume,
+        workers=workers,
+        scheduler=scheduler,
     )
     if not quiet and (run.results["status"] == "ok").any():
         print(api.report(run, format="markdown"))  # the final held-out ELBO per estimator, over seeds

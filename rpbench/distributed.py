@@ -10,9 +10,9 @@ as a serial run's, row for row (timing aside).  Optional extra: ``pip install 'r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rpbench.engine import DEFAULT_MAX_MEMORY
 from rpbench.errors import UsageError
@@ -127,23 +127,34 @@ def run_parallel(
     plugins: Sequence[str],
     max_memory: int = DEFAULT_MAX_MEMORY,
 ) -> Iterator[tuple[Job, Outcome]]:
-    """Measure ``jobs`` on the cluster; each job with its outcome, in the order of ``jobs``.
+    """Measure ``jobs`` on the cluster; each job with its outcome, in the order of ``jobs``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield from map_in_order(client, measure_job, jobs, device, level, tuple(plugins), threads, max_memory)
+
+
+J = TypeVar("J")
+
+
+def map_in_order(
+    client: Client, function: Callable[..., Any], jobs: Sequence[J], *args: Any
+) -> Iterator[tuple[J, Any]]:
+    """``function(job, *args)`` for every job on the cluster; each job with its result (or the
+    exception it raised), in the order of ``jobs``, each as soon as every earlier one is in.
 
     When a worker dies, Dask suspects every job it held, also the innocent ones queued behind the
     killer, and gives up on a job once it has been suspected too often (``KilledWorker``).  Such
-    jobs are measured again at the end, one at a time, so that a job is only reported dead when
-    it killed a worker while it was the only job on the cluster.
+    jobs run again at the end, one at a time, so that a job is only reported dead when it killed
+    a worker while it was the only job on the cluster.
     """
-    import torch
     from dask.distributed import as_completed
 
-    threads = torch.get_num_threads()
-
-    def submit(job: Job) -> Future:
-        return client.submit(measure_job, job, device, level, tuple(plugins), threads, max_memory, pure=False)
+    def submit(job: J) -> Future:
+        return client.submit(function, job, *args, pure=False)
 
     futures = {submit(job): i for i, job in enumerate(jobs)}
-    ready: dict[int, Outcome] = {}
+    ready: dict[int, Any] = {}
     suspects: list[int] = []
     position = 0
     for future in as_completed(futures):
@@ -162,7 +173,7 @@ def run_parallel(
             position += 1
 
 
-def _outcome(future: Future) -> Outcome:
+def _outcome(future: Future) -> Any:
     """The future's result, or the exception its job raised on its worker (or its worker died of)."""
     try:
         return future.result()
@@ -170,7 +181,7 @@ def _outcome(future: Future) -> Outcome:
         return exc
 
 
-def _killed_worker(outcome: Outcome) -> bool:
+def _killed_worker(outcome: object) -> bool:
     from dask.distributed import KilledWorker
 
     return isinstance(outcome, KilledWorker)

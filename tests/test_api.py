@@ -126,4 +126,4 @@ def test_train_resume_knows_every_planning_option_and_its_default() -> None:
 
     signature = inspect.signature(rpbench.train).parameters
     assert {name: signature[name].default for name in _TRAIN_DEFAULTS} == _TRAIN_DEFAULTS
-    assert set(signature) - set(_TRAIN_DEFAULTS) == {"on_point", "resume"}
+    assert set(signature) - set(_TRAIN_DEFAULTS) == {"on_point", "resume", "workers", "scheduler"}

@@ -15,12 +15,16 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
 
 from rpbench.columns import Column, curve_columns
-from rpbench.errors import UsageError
+from rpbench.distributed import connect, disconnect, map_in_order
+from rpbench.errors import UsageError, error_text
 from rpbench.options import resolve_device
 from rpbench.registry import TASKS
 from rpbench.results import META_FILE, RunWriter, create_run_dir, run_metadata
@@ -30,6 +34,9 @@ from rpbench.tables import read_records
 from rpbench.tasks.vae import VAETask
 from rpbench.training.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from rpbench.training.loop import Checkpoint, Point, Schedule, train_curve
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
 
 CURVES_FILE = "curves.csv"
 FINAL_FILE = "final.csv"
@@ -136,25 +143,45 @@ class RunJob:
 
 
 def train(
-    request: TrainPlan | None, out: Path | None, on_point: OnPoint | None = None, resume: Path | None = None
+    request: TrainPlan | None,
+    out: Path | None,
+    on_point: OnPoint | None = None,
+    resume: Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> TrainOutcome:
     """Plan and run every training run (or finish the run folder ``resume``); rows appended to
-    ``curves.csv`` (or kept in memory when ``out`` is ``None``)."""
+    ``curves.csv`` (or kept in memory when ``out`` is ``None``).  With ``workers`` or
+    ``scheduler`` the runs train in parallel on Dask (:mod:`rpbench.distributed`), each run's rows
+    written in plan order when it finishes; the curves are the serial ones (timing aside)."""
     if resume is not None:
         request = read_train_plan(resume)
     assert request is not None
     load_plugins(request.plugins)
     check_plan(request)
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: need at least 1 worker process")
+    client = connect(workers, scheduler) if workers is not None or scheduler is not None else None
+    try:
+        return _train(request, out, on_point, resume, client)
+    finally:
+        if client is not None:
+            disconnect(client)
+
+
+def _train(
+    request: TrainPlan, out: Path | None, on_point: OnPoint | None, resume: Path | None, client: Client | None
+) -> TrainOutcome:
     cells = plan_cells(request)
     every = [cell for seed_cells in cells.values() for cell in seed_cells]
     params = plan_estimator_params(every)
-    columns = _columns(every)
-    writer = _open_writer(request, columns, out, resume)
+    writer = _open_writer(request, _columns(every), out, resume)
     run_dir = writer.run_dir if isinstance(writer, RunWriter) else None
     started = time.perf_counter()
     try:
-        for job in plan_jobs(request, cells, run_dir if resume is not None else None):
-            for row in run_rows(cells[job.seed][job.index], request, job, params, run_dir):
+        jobs = plan_jobs(request, cells, run_dir if resume is not None else None)
+        for rows in _rows_of_runs(request, cells, jobs, params, run_dir, client):
+            for row in rows:
                 writer.add([row], {})
                 if on_point is not None:
                     on_point(row)
@@ -164,6 +191,59 @@ def train(
     if isinstance(writer, RunWriter):
         return TrainOutcome(writer.run_dir, writer.metadata, None)
     return TrainOutcome(None, writer.metadata, writer.results.text())
+
+
+def _rows_of_runs(
+    request: TrainPlan,
+    cells: dict[int, list[Cell]],
+    jobs: Sequence[RunJob],
+    params: Sequence[str],
+    run_dir: Path | None,
+    client: Client | None,
+) -> Iterator[Iterable[Row]]:
+    """Each run's new rows, run by run in plan order: streamed point by point when serial."""
+    if client is None:
+        for job in jobs:
+            yield run_rows(cells[job.seed][job.index], request, job, params, run_dir)
+        return
+    threads = torch.get_num_threads()
+    for job, outcome in map_in_order(client, train_job, jobs, request, params, run_dir, threads):
+        if isinstance(outcome, BaseException):  # its worker died (or the job could not start)
+            yield dead_run_rows(cells[job.seed][job.index], request, job, params, run_dir, error_text(outcome))
+        else:
+            yield outcome
+
+
+_PLANS: dict[str, dict[int, list[Cell]]] = {}
+
+
+def train_job(job: RunJob, request: TrainPlan, params: Sequence[str], run_dir: Path | None, threads: int) -> list[Row]:
+    """One run's new rows, on a Dask worker (the plan is made once per worker process).
+
+    The worker uses the client's torch thread count, so that its numbers are the serial run's.
+    """
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    key = repr(request)
+    if key not in _PLANS:
+        load_plugins(request.plugins)
+        _PLANS[key] = plan_cells(request)
+    return list(run_rows(_PLANS[key][job.seed][job.index], request, job, params, run_dir))
+
+
+def dead_run_rows(
+    cell: Cell, request: TrainPlan, job: RunJob, params: Sequence[str], run_dir: Path | None, error: str
+) -> list[Row]:
+    """The rows of a run whose worker died: the points its checkpoint holds, then a failed one at
+    its step (checkpointed as the run's end, so that ``--resume`` does not train it on)."""
+    store = None if run_dir is None else checkpoint_path(run_dir, job.run_seed)
+    saved = (None if store is None else load_checkpoint(store)) or Checkpoint({})
+    last = saved.points[-1] if saved.points else None
+    nan = math.nan
+    failed = Point(last.step if last else 0, last.seconds if last else 0.0, nan, nan, nan, nan, "failed", error)
+    if store is not None:
+        save_checkpoint(store, Checkpoint(saved.state, [*saved.points, failed], finished=True))
+    return [curve_row(cell, request, job.seed, params, point) for point in [*saved.points[job.written :], failed]]
 
 
 def _columns(cells: Sequence[Cell]) -> list[Column]:

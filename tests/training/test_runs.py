@@ -89,3 +89,65 @@ def test_report_and_plot_read_a_training_run_folder(tmp_path: Path, capsys: pyte
     assert "| gumbel†" in text and "| score+loo" in text
     assert exit_code(["plot", str(run_dir), "-o", str(tmp_path / "curves.png")]) == 0
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+DIES_ON_SEED_1 = """
+import os
+
+from rpbench import register_estimator
+from rpbench.estimators.relaxed import GumbelSoftmax
+
+
+@register_estimator
+class DiesOnSeed1(GumbelSoftmax):
+    \"\"\"Gumbel-Softmax, except that its worker process dies outright (os._exit) when training seed 1.\"\"\"
+
+    name = "dies-on-seed-1"
+    summary = "gumbel; kills its process on seed 1"
+    reference = "a test"
+
+    def estimate(self, task, samples, batch, generator):
+        if task.model_seed == 1:
+            os._exit(3)
+        return super().estimate(task, samples, batch, generator)
+"""
+PARALLEL = [*ARGS, "--steps", "12", "--eval-every", "4", "--eval-samples", "4", "--seeds", "0,1", "-q"]
+
+
+@pytest.mark.slow
+@pytest.mark.dask
+def test_runs_on_two_dask_workers_give_the_serial_curves(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    curves = {}
+    for name, extra in (("serial", []), ("parallel", ["--workers", "2"])):
+        assert exit_code([*PARALLEL, "-e", "rebar,gumbel,score+loo", *extra, "--out", str(tmp_path / name)]) == 0
+        (run_dir,) = list((tmp_path / name).iterdir())
+        curves[name] = pd.read_csv(run_dir / "curves.csv").drop(columns="seconds")
+        assert len(list((run_dir / "checkpoints").iterdir())) == 3 * 2  # written by the workers
+    assert len(curves["serial"]) == 3 * 2 * 4
+    pd.testing.assert_frame_equal(curves["serial"], curves["parallel"], check_exact=True)
+
+
+@pytest.mark.slow
+@pytest.mark.dask
+def test_a_run_whose_worker_dies_is_failed_and_the_other_runs_go_on(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    from rpbench.registry import ESTIMATORS
+
+    plugin = tmp_path / "dying.py"
+    plugin.write_text(DIES_ON_SEED_1)
+    args = [*PARALLEL, "-e", "dies-on-seed-1,score+loo", "--plugin", str(plugin), "--workers", "2"]
+    try:
+        assert exit_code([*args, "--out", str(tmp_path / "out")]) == 1
+        (run_dir,) = list((tmp_path / "out").iterdir())
+        curves = pd.read_csv(run_dir / "curves.csv")
+        failed = curves[curves["status"] == "failed"]
+        assert list(zip(failed["estimator"], failed["seed"], strict=True)) == [("dies-on-seed-1", 1)]
+        assert failed["error"].str.contains("KilledWorker|died|worker").all() and int(failed["step"].iloc[0]) == 0
+        assert (curves[curves["status"] == "ok"].groupby(["estimator", "seed"]).size() >= 4 - 3).all()
+        assert len(curves) == 4 + 4 + 4 + 2  # three whole runs; the dead one's step 0 and its failure
+        before = (run_dir / "curves.csv").read_bytes()  # --resume does not train the dead run on
+        assert exit_code(["train", "--resume", str(run_dir), "-q"]) == 1
+        assert (run_dir / "curves.csv").read_bytes() == before
+    finally:
+        ESTIMATORS.pop("dies-on-seed-1", None)
