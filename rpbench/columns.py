@@ -173,3 +173,33 @@ def curve_columns(
     columns += [Column(name, "metric", "float") for name in CURVE_METRICS]
     columns += [Column("status", "outcome", "str"), Column("error", "outcome", "str")]
     return columns
+
+
+MEASURE_FILE = "measure.csv"
+"""A training run's measurements along its trajectories (``rpbench train --measure K``), beside ``curves.csv``."""
+MEASURE_COLUMNS_KEY = "measure_columns"
+"""Where a training run's ``run.json`` records the columns of its ``measure.csv`` (its ``"columns"`` are
+``curves.csv``'s)."""
+TRAJECTORY_KEYS: tuple[str, ...] = ("trained_with", "step")
+"""What places a measurement on a trajectory: the training estimator (its ``-e`` label, e.g.
+``gumbel:tau=1.0``) and the training step at which the state was measured."""
+
+
+def measure_columns(
+    task_params: Iterable[tuple[str, type]], estimator_params: Iterable[tuple[str, type]]
+) -> list[Column]:
+    """Every column of a training run's ``measure.csv``, in order: ``results.csv``'s
+    (:func:`result_columns`, ``seed`` included) with the trajectory keys after the run keys.
+
+    ``trained_with`` (str, kind ``trajectory``) and ``step`` (int, kind ``step``, as in
+    ``curves.csv``) are keys: one trajectory's state at one step, measured with each estimator of
+    the row's ``estimator`` columns.  A parameter named like one of them is a ``ValueError``.
+    """
+    tasks, estimators = dict(task_params), dict(estimator_params)
+    clash = sorted((set(tasks) | set(estimators)) & set(TRAJECTORY_KEYS))
+    if clash:
+        raise ValueError(f"parameter name(s) {', '.join(clash)} would name two columns of {MEASURE_FILE}")
+    columns = result_columns(tasks.items(), estimators.items())
+    at = len(IDENTITY) + len(RUN_KEYS)
+    trajectory = [Column("trained_with", "key", "str", "trajectory"), Column("step", "key", "int", "step")]
+    return [*columns[:at], *trajectory, *columns[at:]]

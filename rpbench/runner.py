@@ -8,7 +8,7 @@ up front, so bad input fails before anything is computed or written.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -22,7 +22,7 @@ from rpbench.params import Config, expand_grid, format_config, parse_assignment,
 from rpbench.registry import ESTIMATORS, get_estimator, get_task, load_builtins
 from rpbench.tasks.base import Task
 from rpbench.training import warm_up
-from rpbench.truth import se_norm, truth_of
+from rpbench.truth import Truth, se_norm, truth_of
 
 ALL = "all"
 
@@ -211,6 +211,7 @@ def execute(
     done: Collection[int] = (),
     estimator_params: Sequence[str] | None = None,
     max_memory: int = DEFAULT_MAX_MEMORY,
+    truth_for: Callable[[Task], Truth | None] = truth_of,
 ) -> Iterator[CellResult]:
     """Run the cells in order; yield each as soon as it is measured.
 
@@ -219,6 +220,8 @@ def execute(
     ``cell_seed`` is in ``done`` (finished before a resume) are skipped.  ``max_memory`` bounds
     each chunk of estimates (:func:`rpbench.engine.chunk_size`); the ``chunk`` column records the
     resulting chunk size, which, where K needs more than one, decides which noise each estimate sees.
+    ``truth_for`` gives each cell's truth (:func:`rpbench.truth.truth_of`, exact or a cached
+    reference; a measurement along a training trajectory passes the exact truth at the state alone).
     """
     if samples < 2:
         raise UsageError(f"--samples {samples}: need at least 2 estimates to measure a variance")
@@ -231,7 +234,7 @@ def execute(
             continue
         keys = cell_keys(cell, samples, batch, seed, estimator_params)
         try:
-            truth = truth_of(task)
+            truth = truth_for(task)
             exact_of = None if truth is None else truth.gradient
             draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats, exact_of, max_memory)
             bad = {group: m.nonfinite for group, m in draw.moments.items()}

@@ -47,16 +47,25 @@ class Truth:
 _CACHE: dict[tuple, Truth] = {}
 
 
+def exact_truth(task: Task) -> Truth | None:
+    """The exact truth at the task's current state (closed form or enumeration); ``None`` where there
+    is none.  Never a reference, and no cache of its own, so it follows a state that moves (a training
+    trajectory, :mod:`rpbench.training.measure`)."""
+    exact = task.exact_gradient()
+    if exact is None:
+        return None
+    flat = {
+        group: torch.cat([leaf.detach().reshape(-1) for leaf in tree_leaves(value)]) for group, value in exact.items()
+    }
+    return Truth(task.truth_kind, flat)
+
+
 def truth_of(task: Task) -> Truth | None:
     """The truth for ``task``; ``None`` if it has neither an exact gradient nor a reference."""
     warm_up(task)
-    exact = task.exact_gradient()
+    exact = exact_truth(task)
     if exact is not None:
-        flat = {
-            group: torch.cat([leaf.detach().reshape(-1) for leaf in tree_leaves(value)])
-            for group, value in exact.items()
-        }
-        return Truth(task.truth_kind, flat)
+        return exact
     if not isinstance(task, ReferenceTruth):
         return None
     key = (task.name, str(task.device), *sorted(task.config.items()))

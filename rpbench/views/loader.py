@@ -2,7 +2,9 @@
 
 ``DIR/results.csv`` is read with ``DIR/run.json`` (and ``DIR/coords.csv`` where there is one); a
 training run's ``DIR/curves.csv`` (``rpbench train``: ``"kind": "train"`` in ``DIR/run.json``) with
-``DIR/run.json`` too; any other ``DIR/NAME.csv`` with ``DIR/NAME.json`` (e.g. the committed baseline
+``DIR/run.json`` too, and its ``DIR/measure.csv`` (``rpbench train --measure K``: results.csv's rows
+along the trajectories) with the columns that ``DIR/run.json`` records under ``"measure_columns"``
+(:func:`measure_metadata`); any other ``DIR/NAME.csv`` with ``DIR/NAME.json`` (e.g. the committed baseline
 ``results/baseline/ci.csv`` + ``ci.json``).  The roles and types of the columns come from the
 metadata's ``"columns"`` (:mod:`rpbench.columns`), so ints come back as ints, bools as bools::
 
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rpbench.columns import Column, columns_from_json
+from rpbench.columns import MEASURE_COLUMNS_KEY, MEASURE_FILE, Column, columns_from_json
 from rpbench.errors import UsageError
 from rpbench.params import parse_assignment
 from rpbench.views.labels import format_value, parse_bool
@@ -396,9 +398,9 @@ def run_from_text(
 
 
 def sidecar(csv_path: Path) -> Path:
-    """The metadata file of a results CSV: ``DIR/run.json`` for ``DIR/results.csv`` or
-    ``DIR/curves.csv``, else ``DIR/NAME.json``."""
-    in_folder = csv_path.name in (RESULTS_FILE, CURVES_FILE)
+    """The metadata file of a results CSV: ``DIR/run.json`` for ``DIR/results.csv``,
+    ``DIR/curves.csv`` or ``DIR/measure.csv``, else ``DIR/NAME.json``."""
+    in_folder = csv_path.name in (RESULTS_FILE, CURVES_FILE, MEASURE_FILE)
     return csv_path.with_name(META_FILE) if in_folder else csv_path.with_suffix(".json")
 
 
@@ -422,10 +424,25 @@ def _read_meta(meta_path: Path, csv_path: Path) -> dict[str, Any]:
         raise UsageError(f"{meta_path}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise UsageError(f"{meta_path}: not a run's metadata (a JSON object)")
+    if csv_path.name == MEASURE_FILE:
+        meta = measure_metadata(meta, str(meta_path))
     columns = _meta_columns(meta, str(meta_path))
     _check_level(meta, str(meta_path))
     _check_kind(meta, columns, str(meta_path), csv_path)
     return meta
+
+
+def measure_metadata(meta: dict[str, Any], where: str = "<memory>") -> dict[str, Any]:
+    """A training run's metadata as that of its ``measure.csv``: a measurement run (``"kind"``
+    ``"measure"``) whose ``"columns"`` are the ones recorded under ``"measure_columns"``
+    (:func:`rpbench.columns.measure_columns`), the rest as recorded (``"trained_kind"`` keeps the
+    recorded kind).  A :class:`UsageError` naming ``where`` if it records no such columns."""
+    if not isinstance(meta.get(MEASURE_COLUMNS_KEY), list):
+        raise UsageError(
+            f'{where}: no "{MEASURE_COLUMNS_KEY}" in the run metadata (a run without --measure?); '
+            f"{MEASURE_FILE} cannot be read without its columns"
+        )
+    return {**meta, "kind": "measure", "trained_kind": meta.get("kind"), "columns": meta[MEASURE_COLUMNS_KEY]}
 
 
 def load_run(path: str | Path) -> Run:
@@ -452,4 +469,4 @@ def load_run(path: str | Path) -> Run:
     return run_from_text(_read_text(csv_path), coords, meta, source=str(csv_path), path=path)
 
 
-__all__ = ["CURVES_FILE", "Run", "load_run", "run_from_text", "sidecar"]
+__all__ = ["CURVES_FILE", "Run", "load_run", "measure_metadata", "run_from_text", "sidecar"]
