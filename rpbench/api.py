@@ -109,6 +109,8 @@ def train(
     batch: int = 1,
     eval_samples: int = 100,
     time_budget: float | None = None,
+    measure: int = 0,
+    measure_estimators: str | Sequence[str] | None = None,
     device: str = "cpu",
     out: str | Path | None = None,
     plugins: Sequence[str] = (),
@@ -123,7 +125,9 @@ def train(
     initialisation and the minibatch stream); ``train_batch`` images per step (the task's
     ``minibatch``), ``batch`` samples per image; evaluation every ``eval_every`` steps (default:
     10 points) with an ``eval_samples``-sample importance-weighted bound; ``time_budget`` stops
-    each run after that much training wall-clock.  ``out=None`` writes nothing.  The returned
+    each run after that much training wall-clock.  ``measure`` K > 0 draws K estimates of the
+    training estimator (or of each of ``measure_estimators``, ``"all"``) at every evaluation point
+    into ``measure.csv`` (``rpbench.load(RUN_DIR / "measure.csv")``).  ``out=None`` writes nothing.  The returned
     :class:`Run` holds ``curves.csv``'s rows; ``on_point`` gets each row as it is measured.
     ``resume`` finishes an interrupted training run folder as it was planned, from its checkpoints.
     ``workers``/``scheduler`` train the runs in parallel on Dask, as for :func:`run`.
@@ -149,7 +153,10 @@ def train(
     every = eval_every if eval_every is not None else max(1, steps // 10)
     schedule = Schedule(steps, every, lr, eval_samples, math.inf if time_budget is None else time_budget)
     estimator_specs = _estimator_list(estimators) or ["all"]
-    request = TrainPlan(task, lists, estimator_specs, list(seeds), batch, schedule, device, list(plugins))
+    measured = _estimator_list(measure_estimators) or []
+    request = TrainPlan(
+        task, lists, estimator_specs, list(seeds), batch, schedule, device, list(plugins), measure, measured
+    )
     outcome = run_training(request, None if out is None else Path(out), on_point, None, workers, scheduler)
     if outcome.path is None:
         return run_from_text(outcome.curves_text or "", None, outcome.meta, source="<memory>")
@@ -179,6 +186,8 @@ _TRAIN_DEFAULTS: dict[str, object] = {
     "batch": 1,
     "eval_samples": 100,
     "time_budget": None,
+    "measure": 0,
+    "measure_estimators": None,
     "device": "cpu",
     "out": None,
     "plugins": (),

@@ -216,6 +216,13 @@ def train_command(
     time_budget: Annotated[
         float | None, typer.Option("--time-budget", help="Stop each run after this many seconds of training.")
     ] = None,
+    measure: Annotated[
+        int, typer.Option(help="K gradient estimates at every evaluation point, into measure.csv (0: none).")
+    ] = 0,
+    measure_estimators: Annotated[
+        list[str] | None,
+        typer.Option("--measure-estimators", help="Estimators measured there (as -e; all). [default: the trained one]"),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Each training run set writes OUT/<run-id>/curves.csv. [default: results]")
@@ -246,6 +253,8 @@ def train_command(
         batch=batch,
         eval_samples=eval_samples,
         time_budget=time_budget,
+        measure=measure,
+        measure_estimators=measure_estimators,
         device=device,
         out=out if out is not None or resume is not None else Path("results"),
         plugins=plugin or [],

@@ -189,17 +189,18 @@ def measure_columns(
     task_params: Iterable[tuple[str, type]], estimator_params: Iterable[tuple[str, type]]
 ) -> list[Column]:
     """Every column of a training run's ``measure.csv``, in order: ``results.csv``'s
-    (:func:`result_columns`, ``seed`` included) with the trajectory keys after the run keys.
+    (:func:`result_columns`, ``seed`` included) with the trajectory keys after the run keys, and
+    last ``run_seed``, the training run's identity (as in ``curves.csv``).
 
     ``trained_with`` (str, kind ``trajectory``) and ``step`` (int, kind ``step``, as in
     ``curves.csv``) are keys: one trajectory's state at one step, measured with each estimator of
     the row's ``estimator`` columns.  A parameter named like one of them is a ``ValueError``.
     """
     tasks, estimators = dict(task_params), dict(estimator_params)
-    clash = sorted((set(tasks) | set(estimators)) & set(TRAJECTORY_KEYS))
+    clash = sorted((set(tasks) | set(estimators)) & {*TRAJECTORY_KEYS, "run_seed"})
     if clash:
         raise ValueError(f"parameter name(s) {', '.join(clash)} would name two columns of {MEASURE_FILE}")
     columns = result_columns(tasks.items(), estimators.items())
     at = len(IDENTITY) + len(RUN_KEYS)
     trajectory = [Column("trained_with", "key", "str", "trajectory"), Column("step", "key", "int", "step")]
-    return [*columns[:at], *trajectory, *columns[at:]]
+    return [*columns[:at], *trajectory, *columns[at:], Column("run_seed", "outcome", "int")]

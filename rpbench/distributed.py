@@ -10,6 +10,7 @@ as a serial run's, row for row (timing aside).  Optional extra: ``pip install 'r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -101,18 +102,30 @@ def connect(workers: int | None, scheduler: str | None) -> Client:
             return Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise UsageError(f"--scheduler {scheduler}: cannot connect ({exc}); give tcp://host:port or auto") from None
+    _ENVIRON_BEFORE.append({name: os.environ.get(name) for name in _THREAD_VARIABLES})
     cluster = LocalCluster(
         n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
     )
     return Client(cluster)
 
 
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_ENVIRON_BEFORE: list[dict[str, str | None]] = []
+"""The thread variables before each LocalCluster: its nannies set them to 1 in this process's
+environment (for the workers they spawn), where every later subprocess would inherit them."""
+
+
 def disconnect(client: Client) -> None:
-    """Close the client, and the LocalCluster it started (if any)."""
+    """Close the client, and the LocalCluster it started (if any), and put back the environment."""
     cluster = getattr(client, "cluster", None)
     client.close()
     if cluster is not None:
         cluster.close()
+        for name, value in (_ENVIRON_BEFORE.pop() if _ENVIRON_BEFORE else {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 Outcome = tuple[list[dict], dict] | BaseException

@@ -89,6 +89,11 @@ class AppendTable:
         if rows:
             self._write(row_records(rows, self.columns))
 
+    def append_text(self, text: str) -> None:
+        """Append CSV records already written in this table's columns (:func:`csv_text`), in one write."""
+        if text:
+            self._write(list(csv.reader(io.StringIO(text))))
+
     def _write(self, records: Sequence[Sequence[str]]) -> None:
         if self._handle is None:
             assert self.path is not None

@@ -145,3 +145,21 @@ def test_cells_queued_behind_a_dying_cell_on_its_worker_are_not_reported_dead(tm
     table = pd.read_csv(run_dir / RESULTS_FILE)
     assert len(table) == 5 * 2
     assert set(table.loc[table["status"] == "failed", "sigma"]) == {1.0}  # the killer only (job 0)
+
+
+@pytest.mark.dask
+def test_a_local_cluster_leaves_the_environment_as_it_found_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask's nannies set OMP_NUM_THREADS=1 (and MKL's, OpenBLAS's) in this process for their workers;
+    every later subprocess would inherit one thread, and its numbers differ in the last bits."""
+    import os
+
+    from rpbench.distributed import connect, disconnect
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "2")
+    client = connect(1, None)
+    try:
+        assert os.environ.get("OMP_NUM_THREADS") == "1"  # Dask's doing, while the cluster runs
+    finally:
+        disconnect(client)
+    assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "2"

@@ -17,6 +17,7 @@ training ran out).  At every evaluation point the caller's ``save`` gets a :clas
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -59,6 +60,8 @@ class Point:
     eval_iwae: float
     status: str = "ok"
     error: str = ""
+    measured: str = ""
+    """``measure.csv``'s records of this point (CSV text), where the run measures estimators (``--measure``)."""
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Checkpoint:
 
 
 SaveCheckpoint = Callable[[Checkpoint], None]
+Measure = Callable[[dict[str, dict[str, torch.Tensor]], int], str]
+"""``measure(theta, step)``: the ``measure.csv`` records (CSV text) of the state at an evaluation point."""
 
 
 def train_curve(
@@ -81,14 +86,16 @@ def train_curve(
     schedule: Schedule,
     start: Checkpoint | None = None,
     save: SaveCheckpoint | None = None,
+    measure: Measure | None = None,
 ) -> Iterator[Point]:
     """The run's evaluation points, step 0 first (after ``start``'s points, from where it stopped).
 
-    ``save`` gets a checkpoint at every point, before the point is yielded.  A non-finite
+    ``save`` gets a checkpoint at every point, before the point is yielded; ``measure`` is called
+    at every ``ok`` point (outside the training time) and its text kept as the point's ``measured``.  A non-finite
     gradient or bound, or an exception, ends the run with a failed point at the step where it
     happened (its metrics empty); the caller's other runs go on.
     """
-    run = _Run(task, estimator, batch, schedule, save)
+    run = _Run(task, estimator, batch, schedule, save, measure)
     try:
         yield from run.points(start)
     except Exception as exc:  # recorded as the run's last point
@@ -99,9 +106,16 @@ class _Run:
     """The state of one run: the model, Adam, the generators, the step and the clock."""
 
     def __init__(
-        self, task: VAETask, estimator: Estimator, batch: int, schedule: Schedule, save: SaveCheckpoint | None = None
+        self,
+        task: VAETask,
+        estimator: Estimator,
+        batch: int,
+        schedule: Schedule,
+        save: SaveCheckpoint | None = None,
+        measure: Measure | None = None,
     ) -> None:
-        self.task, self.estimator, self.batch, self.schedule, self.save = task, estimator, batch, schedule, save
+        self.task, self.estimator, self.batch, self.schedule = task, estimator, batch, schedule
+        self.save, self.measure = save, measure
         self.seed = seed = task.model_seed
         self.theta = {
             group: {k: v.to(task.device).requires_grad_(True) for k, v in params.items()}
@@ -146,7 +160,9 @@ class _Run:
         return self.step >= self.schedule.steps or self.seconds >= self.schedule.time_budget
 
     def reached(self, point: Point) -> Point:
-        """``point``, recorded and checkpointed (before the caller writes its row)."""
+        """``point`` (measured, where the run measures), recorded and checkpointed, before its row is written."""
+        if self.measure is not None and point.status == "ok":
+            point = dataclasses.replace(point, measured=self.measure(self.theta, self.step))
         self.history.append(point)
         if self.save is not None:
             self.save(Checkpoint(self.state_dict(), list(self.history), point.status != "ok" or self.over()))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from rpbench.columns import Column, curve_columns
+from rpbench.columns import MEASURE_COLUMNS_KEY, MEASURE_FILE, Column, curve_columns
 from rpbench.distributed import connect, disconnect, map_in_order
 from rpbench.errors import UsageError, error_text
 from rpbench.options import resolve_device
@@ -30,10 +30,11 @@ from rpbench.registry import TASKS
 from rpbench.results import META_FILE, RunWriter, create_run_dir, run_metadata
 from rpbench.runner import Cell, cell_seed_of, parse_estimators, plan, plan_estimator_params
 from rpbench.sweep import MemoryWriter, load_plugins
-from rpbench.tables import read_records
+from rpbench.tables import AppendTable, read_records
 from rpbench.tasks.vae import VAETask
 from rpbench.training.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from rpbench.training.loop import Checkpoint, Point, Schedule, train_curve
+from rpbench.training.trajectory import Measurement, measurer, plan_measurement, repair_measure_table
 
 if TYPE_CHECKING:
     from dask.distributed import Client
@@ -42,6 +43,8 @@ CURVES_FILE = "curves.csv"
 FINAL_FILE = "final.csv"
 """Per configuration, the final values over seeds (:func:`rpbench.views.final.final_table`), written at the end."""
 Row = dict[str, object]
+Written = tuple[Row, str]
+"""A row of ``curves.csv`` and its point's ``measure.csv`` records (CSV text, empty without ``--measure``)."""
 OnPoint = Callable[[Row], None]
 
 
@@ -57,6 +60,10 @@ class TrainPlan:
     schedule: Schedule
     device: str = "cpu"
     plugins: list[str] = field(default_factory=list)
+    measure: int = 0
+    """K estimates of each measured estimator at every evaluation point (``measure.csv``); 0: none."""
+    measure_estimators: list[str] = field(default_factory=list)
+    """The estimators measured there (``--estimator`` syntax, ``all``); none: the training estimator."""
 
     def options(self) -> dict[str, object]:
         """What ``run.json`` records under ``options``."""
@@ -86,6 +93,8 @@ def check_plan(request: TrainPlan) -> None:
         (schedule.time_budget > 0, f"--time-budget {schedule.time_budget}: need a number of seconds > 0"),
         (request.batch >= 1, f"--batch {request.batch}: need n >= 1 samples per image"),
         (bool(request.seeds) and min(request.seeds) >= 0, f"--seeds {request.seeds}: need seeds >= 0"),
+        (request.measure == 0 or request.measure >= 2, f"--measure {request.measure}: need K >= 2 estimates (0: none)"),
+        (request.measure or not request.measure_estimators, "--measure-estimators needs --measure K (K >= 2)"),
     )
     for ok, message in checks:
         if not ok:
@@ -103,7 +112,7 @@ def plan_cells(request: TrainPlan) -> dict[int, list[Cell]]:
 
 
 def curve_row(cell: Cell, request: TrainPlan, seed: int, estimator_params: Sequence[str], point: Point) -> Row:
-    """One row of ``curves.csv``."""
+    """One row of ``curves.csv``; the point's measured records go to ``measure.csv``."""
     task, estimator, schedule = cell.task, cell.estimator, request.schedule
     return {
         "task": task.name,
@@ -118,7 +127,7 @@ def curve_row(cell: Cell, request: TrainPlan, seed: int, estimator_params: Seque
         **{k: v for k, v in task.config.items() if k != "model_seed"},  # the run's seed is the model seed
         **{name: estimator.config.get(name) for name in estimator_params},
         "run_seed": cell_seed_of(cell, seed, schedule.steps, request.batch),
-        **asdict(point),
+        **{k: v for k, v in asdict(point).items() if k != "measured"},  # measure.csv's records
     }
 
 
@@ -161,6 +170,8 @@ def train(
     check_plan(request)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: need at least 1 worker process")
+    if request.measure and out is None and resume is None:
+        raise UsageError(f"--measure {request.measure} writes {MEASURE_FILE} into a run folder; give --out")
     client = connect(workers, scheduler) if workers is not None or scheduler is not None else None
     try:
         return _train(request, out, on_point, resume, client)
@@ -175,18 +186,32 @@ def _train(
     cells = plan_cells(request)
     every = [cell for seed_cells in cells.values() for cell in seed_cells]
     params = plan_estimator_params(every)
-    writer = _open_writer(request, _columns(every), out, resume)
+    measurement: Measurement | None = None
+    measured_columns: list[Column] = []
+    if request.measure:
+        specs = request.measure_estimators
+        measurement, measured_columns = plan_measurement(every, request.measure, specs, request.batch)
+    writer = _open_writer(request, _columns(every), measured_columns, out, resume)
     run_dir = writer.run_dir if isinstance(writer, RunWriter) else None
+    measured = None
+    if run_dir is not None and measurement is not None:
+        measured = AppendTable.open(run_dir / MEASURE_FILE, measurement.columns)
     started = time.perf_counter()
     try:
-        jobs = plan_jobs(request, cells, run_dir if resume is not None else None)
-        for rows in _rows_of_runs(request, cells, jobs, params, run_dir, client):
-            for row in rows:
+        if resume is not None:
+            repair_measure_table(resume / MEASURE_FILE, resume / CURVES_FILE)
+        jobs = plan_jobs(request, cells, resume)
+        for rows in _rows_of_runs(request, cells, jobs, params, run_dir, client, measurement):
+            for row, records in rows:
+                if measured is not None:
+                    measured.append_text(records)  # first: a point counts as written once its curve row is in
                 writer.add([row], {})
                 if on_point is not None:
                     on_point(row)
         writer.finish(runs=len(every), seconds=time.perf_counter() - started)
     finally:
+        if measured is not None:
+            measured.close()
         writer.close()
     if isinstance(writer, RunWriter):
         return TrainOutcome(writer.run_dir, writer.metadata, None)
@@ -200,14 +225,15 @@ def _rows_of_runs(
     params: Sequence[str],
     run_dir: Path | None,
     client: Client | None,
-) -> Iterator[Iterable[Row]]:
+    measurement: Measurement | None,
+) -> Iterator[Iterable[Written]]:
     """Each run's new rows, run by run in plan order: streamed point by point when serial."""
     if client is None:
         for job in jobs:
-            yield run_rows(cells[job.seed][job.index], request, job, params, run_dir)
+            yield run_rows(cells[job.seed][job.index], request, job, params, run_dir, measurement)
         return
     threads = torch.get_num_threads()
-    for job, outcome in map_in_order(client, train_job, jobs, request, params, run_dir, threads):
+    for job, outcome in map_in_order(client, train_job, jobs, request, params, run_dir, threads, measurement):
         if isinstance(outcome, BaseException):  # its worker died (or the job could not start)
             yield dead_run_rows(cells[job.seed][job.index], request, job, params, run_dir, error_text(outcome))
         else:
@@ -217,7 +243,14 @@ def _rows_of_runs(
 _PLANS: dict[str, dict[int, list[Cell]]] = {}
 
 
-def train_job(job: RunJob, request: TrainPlan, params: Sequence[str], run_dir: Path | None, threads: int) -> list[Row]:
+def train_job(
+    job: RunJob,
+    request: TrainPlan,
+    params: Sequence[str],
+    run_dir: Path | None,
+    threads: int,
+    measurement: Measurement | None = None,
+) -> list[Written]:
     """One run's new rows, on a Dask worker (the plan is made once per worker process).
 
     The worker uses the client's torch thread count, so that its numbers are the serial run's.
@@ -228,12 +261,12 @@ def train_job(job: RunJob, request: TrainPlan, params: Sequence[str], run_dir: P
     if key not in _PLANS:
         load_plugins(request.plugins)
         _PLANS[key] = plan_cells(request)
-    return list(run_rows(_PLANS[key][job.seed][job.index], request, job, params, run_dir))
+    return list(run_rows(_PLANS[key][job.seed][job.index], request, job, params, run_dir, measurement))
 
 
 def dead_run_rows(
     cell: Cell, request: TrainPlan, job: RunJob, params: Sequence[str], run_dir: Path | None, error: str
-) -> list[Row]:
+) -> list[Written]:
     """The rows of a run whose worker died: the points its checkpoint holds, then a failed one at
     its step (checkpointed as the run's end, so that ``--resume`` does not train it on)."""
     store = None if run_dir is None else checkpoint_path(run_dir, job.run_seed)
@@ -243,7 +276,8 @@ def dead_run_rows(
     failed = Point(last.step if last else 0, last.seconds if last else 0.0, nan, nan, nan, nan, "failed", error)
     if store is not None:
         save_checkpoint(store, Checkpoint(saved.state, [*saved.points, failed], finished=True))
-    return [curve_row(cell, request, job.seed, params, point) for point in [*saved.points[job.written :], failed]]
+    points = [*saved.points[job.written :], failed]
+    return [(curve_row(cell, request, job.seed, params, point), point.measured) for point in points]
 
 
 def _columns(cells: Sequence[Cell]) -> list[Column]:
@@ -252,19 +286,25 @@ def _columns(cells: Sequence[Cell]) -> list[Column]:
 
 
 def _open_writer(
-    request: TrainPlan, columns: Sequence[Column], out: Path | None, resume: Path | None
+    request: TrainPlan,
+    columns: Sequence[Column],
+    measured: Sequence[Column],
+    out: Path | None,
+    resume: Path | None,
 ) -> RunWriter | MemoryWriter:
     names = [c.name for c in columns]
     declared = [c.to_json() for c in columns]
     if resume is not None:
         meta = json.loads((resume / META_FILE).read_text())
-        if meta.get("columns") != declared:
+        if meta.get("columns") != declared or meta.get(MEASURE_COLUMNS_KEY, []) != [c.to_json() for c in measured]:
             raise UsageError(
                 f"--resume {resume}: the run's columns differ from what its options plan now "
                 "(another rpbench version or other plugins); finish it with the version that started it"
             )
         return RunWriter(resume, meta, names, resume=True, table=CURVES_FILE, cell_id="run_seed")
     meta = {**run_metadata(request.options(), resolve_device(request.device)), "kind": "train", "columns": declared}
+    if measured:
+        meta[MEASURE_COLUMNS_KEY] = [c.to_json() for c in measured]
     if out is None:
         return MemoryWriter(meta, names)
     return RunWriter(create_run_dir(out, request.task), meta, names, table=CURVES_FILE)
@@ -323,15 +363,23 @@ def _rows_per_run(curves: Path) -> Counter[int]:
     return Counter(int(record[position]) for record in body)
 
 
-def run_rows(cell: Cell, request: TrainPlan, job: RunJob, params: Sequence[str], run_dir: Path | None) -> Iterator[Row]:
-    """The run's rows not yet in ``curves.csv``: those its checkpoint holds beyond ``job.written``,
-    then one per new evaluation point (a failed run ends with its failed point).  With a run
-    folder, the run is checkpointed at every point and continues from its checkpoint."""
+def run_rows(
+    cell: Cell,
+    request: TrainPlan,
+    job: RunJob,
+    params: Sequence[str],
+    run_dir: Path | None,
+    measurement: Measurement | None = None,
+) -> Iterator[Written]:
+    """The run's rows not yet in ``curves.csv`` (each with its ``measure.csv`` records): those its
+    checkpoint holds beyond ``job.written``, then one per new evaluation point (a failed run ends
+    with its failed point).  With a run folder, the run is checkpointed at every point and
+    continues from its checkpoint."""
     assert isinstance(cell.task, VAETask)
     store = None if run_dir is None else checkpoint_path(run_dir, job.run_seed)
     start = None if store is None else load_checkpoint(store)
     for point in [] if start is None else start.points[job.written :]:
-        yield curve_row(cell, request, job.seed, params, point)
+        yield curve_row(cell, request, job.seed, params, point), point.measured
     if start is not None and start.finished:
         return
 
@@ -339,8 +387,8 @@ def run_rows(cell: Cell, request: TrainPlan, job: RunJob, params: Sequence[str],
         assert store is not None
         save_checkpoint(store, checkpoint)
 
-    curve = train_curve(
-        cell.task, cell.estimator, request.batch, request.schedule, start, None if store is None else save
-    )
+    measure = None if measurement is None else measurer(measurement, cell, job.seed, job.run_seed)
+    schedule = request.schedule
+    curve = train_curve(cell.task, cell.estimator, request.batch, schedule, start, save if store else None, measure)
     for point in curve:
-        yield curve_row(cell, request, job.seed, params, point)
+        yield curve_row(cell, request, job.seed, params, point), point.measured

@@ -245,7 +245,8 @@ def test_measure_csv_has_results_columns_with_the_trajectory_keys_and_loads_type
     columns = measure_columns(task_params, estimator_params)
     results = result_columns(task_params, estimator_params)
     names = [c.name for c in columns]
-    assert [c for c in columns if c.name not in ("trained_with", "step")] == results  # results.csv's, in order
+    assert [c for c in columns if c.name not in ("trained_with", "step", "run_seed")] == results  # results.csv's
+    assert names[-1] == "run_seed"  # the training run's identity, last
     assert names[:10] == [
         "task",
         "estimator",
@@ -266,7 +267,7 @@ def test_measure_csv_has_results_columns_with_the_trajectory_keys_and_loads_type
     label = estimator_label(get_estimator("gumbel")({"tau": 1.0}))
     assert label == "gumbel:tau=1.0" and estimator_label(cells[0].estimator) == "score+loo"
     rows = measure_at(cells, task.initial_state(), measurement_minibatch(task), samples=20, batch=BATCH, seed=SEED)
-    placed = trajectory_rows(rows, trained_with=label, step=250)
+    placed = [{**row, "run_seed": 7} for row in trajectory_rows(rows, trained_with=label, step=250)]
     assert all(set(row) == set(names) for row in placed)
 
     table = AppendTable.open(tmp_path / MEASURE_FILE, names)

@@ -10,7 +10,7 @@ import pytest
 
 import rpbench
 from rpbench.estimators.relaxed import GumbelSoftmax
-from tests.conftest import exit_code
+from tests.conftest import TIMING, exit_code
 
 SMALL = {"latents": 2, "categories": 3, "hidden": 16}
 ARGS = ["train", "-p", "latents=2", "-p", "categories=3", "-p", "hidden=16", "-n", "2"]
@@ -118,14 +118,17 @@ PARALLEL = [*ARGS, "--steps", "12", "--eval-every", "4", "--eval-samples", "4", 
 @pytest.mark.dask
 def test_runs_on_two_dask_workers_give_the_serial_curves(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
-    curves = {}
+    curves, measured = {}, {}
     for name, extra in (("serial", []), ("parallel", ["--workers", "2"])):
-        assert exit_code([*PARALLEL, "-e", "rebar,gumbel,score+loo", *extra, "--out", str(tmp_path / name)]) == 0
+        args = [*PARALLEL, "-e", "rebar,gumbel,score+loo", "--measure", "10", *extra, "--out", str(tmp_path / name)]
+        assert exit_code(args) == 0
         (run_dir,) = list((tmp_path / name).iterdir())
         curves[name] = pd.read_csv(run_dir / "curves.csv").drop(columns="seconds")
+        measured[name] = pd.read_csv(run_dir / "measure.csv").drop(columns=TIMING)
         assert len(list((run_dir / "checkpoints").iterdir())) == 3 * 2  # written by the workers
-    assert len(curves["serial"]) == 3 * 2 * 4
+    assert len(curves["serial"]) == 3 * 2 * 4 and len(measured["serial"]) == 3 * 2 * 4 * 2  # × groups
     pd.testing.assert_frame_equal(curves["serial"], curves["parallel"], check_exact=True)
+    pd.testing.assert_frame_equal(measured["serial"], measured["parallel"], check_exact=True)
 
 
 @pytest.mark.slow

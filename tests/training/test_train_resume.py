@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 import rpbench
 from rpbench.training.checkpoints import CHECKPOINT_DIR
@@ -49,10 +50,12 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_curves(
     tmp_path: Path, uninterrupted: pd.DataFrame
 ) -> None:
     killed = tmp_path / "killed"
+    threads = str(torch.get_num_threads())  # the numbers depend on it: the same as the uninterrupted run's
     process = subprocess.Popen(
         [sys.executable, "-m", "rpbench", *PLAN, "--out", str(killed)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
