@@ -37,6 +37,9 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
     check: Callable[[Number], str | None] | None = field(default=None, compare=False)
     expect: str = ""
+    neutral: bool = False
+    """Left out of the cells' seeds at its default (:func:`seed_config`): a parameter added after
+    results were published does not change their noise, so earlier runs reproduce bit for bit."""
 
     @property
     def default_values(self) -> tuple[Value, ...]:
@@ -130,3 +133,9 @@ def expand_grid(grid: Mapping[str, Iterable[Value]]) -> list[Config]:
 def format_config(config: Mapping[str, Any]) -> str:
     """``key=value`` pairs joined by commas (stable, human readable)."""
     return ",".join(f"{k}={v}" for k, v in config.items())
+
+
+def seed_config(config: Mapping[str, object], params: Sequence[ParamSpec]) -> dict[str, object]:
+    """``config`` as it enters seeds: without the ``neutral`` parameters that are at their default."""
+    neutral = {p.name: p.default for p in params if p.neutral and not isinstance(p.default, tuple)}
+    return {k: v for k, v in config.items() if not (k in neutral and v == neutral[k])}

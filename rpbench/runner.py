@@ -18,7 +18,7 @@ from rpbench.columns import Column, result_columns
 from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, draw_estimates
 from rpbench.errors import UsageError, error_text
 from rpbench.estimators.base import Estimator
-from rpbench.params import Config, expand_grid, format_config, parse_assignment, resolve_grid
+from rpbench.params import Config, expand_grid, format_config, parse_assignment, resolve_grid, seed_config
 from rpbench.registry import ESTIMATORS, get_estimator, get_task, load_builtins
 from rpbench.tasks.base import Task
 from rpbench.training import warm_up
@@ -152,7 +152,8 @@ def plan_estimator_params(cells: Sequence[Cell]) -> list[str]:
 def cell_seed_of(cell: Cell, seed: int, samples: int, batch: int) -> int:
     """The seed of a cell's generator (also its identity when a run is resumed)."""
     task, estimator = cell.task, cell.estimator
-    return cell_seed(seed, task.name, task.config, estimator.name, estimator.config, samples, batch)
+    config = seed_config(task.config, type(task).params)
+    return cell_seed(seed, task.name, config, estimator.name, estimator.config, samples, batch)
 
 
 def cell_keys(cell: Cell, samples: int, batch: int, seed: int, estimator_params: Sequence[str]) -> dict[str, object]:

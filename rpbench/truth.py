@@ -23,6 +23,7 @@ import torch
 from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, chunk_size, group_blocks
 from rpbench.estimators.base import tree_leaves
 from rpbench.moments import Moments
+from rpbench.params import seed_config
 from rpbench.registry import get_estimator
 from rpbench.tasks.base import Task
 from rpbench.tasks.protocols import ReferenceTruth
@@ -79,7 +80,9 @@ def reference_truth(task: Task, name: str, overrides: dict[str, object], batch: 
     cls = get_estimator(name)
     config = {**{p.name: p.default_values[0] for p in cls.params}, **overrides}
     estimator = cls(config)
-    seed = cell_seed(0, task.name, task.config, f"reference:{name}", config, total, batch)
+    seed = cell_seed(
+        0, task.name, seed_config(task.config, type(task).params), f"reference:{name}", config, total, batch
+    )
     generator = torch.Generator(device=task.device).manual_seed(seed)
     count = max(2, total // batch)
     most = min(REFERENCE_CHUNK, chunk_size(task, estimator, count, batch, DEFAULT_MAX_MEMORY))

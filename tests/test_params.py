@@ -44,3 +44,22 @@ def test_integers_written_as_floats_are_accepted() -> None:
 def test_malformed_assignments(text: str) -> None:
     with pytest.raises(UsageError):
         parse_assignment(text, "--param")
+
+
+def test_a_neutral_parameter_at_its_default_stays_out_of_the_seeds() -> None:
+    """hidden2 came after published numbers: at 0 the cells' seeds (and numbers) are today's; at
+    another value, or for a parameter that is not neutral, the seed changes."""
+    from rpbench.engine import cell_seed
+    from rpbench.params import ParamSpec, seed_config
+
+    specs = [ParamSpec("hidden", int, 128, ""), ParamSpec("hidden2", int, 0, "", neutral=True)]
+    old = {"hidden": 128}
+    assert seed_config({"hidden": 128, "hidden2": 0}, specs) == old
+    assert seed_config({"hidden": 128, "hidden2": 5}, specs) == {"hidden": 128, "hidden2": 5}
+    assert seed_config({"hidden": 128}, [ParamSpec("hidden", int, 128, "")]) == old  # nothing neutral
+
+    def seed(config: dict[str, object]) -> int:
+        return cell_seed(0, "vae", seed_config(config, specs), "pathwise", {}, 10, 1)
+
+    assert seed({"hidden": 128, "hidden2": 0}) == cell_seed(0, "vae", old, "pathwise", {}, 10, 1)
+    assert seed({"hidden": 128, "hidden2": 5}) != seed({"hidden": 128, "hidden2": 0})

@@ -31,9 +31,11 @@ MAX_Z = 5.5
 
 
 def tiny_vae(name: str, reference: int = 400, **config: object) -> VAETask:
-    """A small VAE task on the digits; ``config`` and :data:`SMALL` must set every parameter."""
+    """A small VAE task on the digits; ``config`` and :data:`SMALL` must set every parameter (but
+    the neutral ones, added later, at their defaults)."""
     cls = get_task(name)
-    full = {**SMALL, "reference": reference, **config}
+    later = {p.name: p.default_values[0] for p in cls.params if p.neutral}
+    full = {**later, **SMALL, "reference": reference, **config}
     assert set(full) == {p.name for p in cls.params}
     return cls(full, CPU)
 

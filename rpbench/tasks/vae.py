@@ -92,6 +92,29 @@ COMMON_PARAMS = (
     ),
 )
 
+HIDDEN2 = ParamSpec(
+    "hidden2",
+    int,
+    0,
+    "units of a second hidden layer (0: one layer); hidden=512, hidden2=256 is Jang et al.'s 784-512-256 MLP",
+    check=at_least(0),
+    expect="an integer >= 0",
+    neutral=True,  # added later: at 0 the seeds (and so every published number) stay as they were
+)
+
+
+def hidden_sizes(config: Mapping[str, object]) -> list[int]:
+    """The hidden layers' widths from the input side of the encoder: ``hidden`` (then ``hidden2``)."""
+    second = int(cast(int, config.get("hidden2", 0)))
+    return [int(cast(int, config["hidden"])), *([second] if second else [])]
+
+
+def mirrored_mlps(pixels: int, code: int, latents: int, config: Mapping[str, object]) -> tuple[nn.Module, nn.Module]:
+    """An encoder ``pixels → hidden (→ hidden2) → code`` and the mirrored decoder ``latents → … → pixels``."""
+    sizes = hidden_sizes(config)
+    return _mlp([pixels, *sizes, code], nn.ReLU), _mlp([latents, *reversed(sizes), pixels], nn.ReLU)
+
+
 _INITIAL_STATES: dict[tuple[object, ...], ModelState] = {}
 EVAL_BINARIZATION_SEED = 0x5EED
 """Seed of the eval images' dynamic binarisation: one fixed draw, whatever the model seed."""
@@ -457,6 +480,7 @@ class DiscreteVAE(_RelaxableVAE, CategoricalLatent):
         ParamSpec("latents", int, 20, "categorical latent variables L", check=at_least(1), expect="an integer >= 1"),
         ParamSpec("categories", int, 10, "classes per variable C", check=at_least(2), expect="an integer >= 2"),
         *COMMON_PARAMS,
+        HIDDEN2,
     )
     train_estimator = ("gumbel", {"tau": 1.0}, 1)
     reference_estimator = ("score+loo", {}, 8)
@@ -475,8 +499,7 @@ class DiscreteVAE(_RelaxableVAE, CategoricalLatent):
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         size = int(self.config["latents"]) * int(self.config["categories"])
-        hidden = int(self.config["hidden"])
-        return _mlp([self.pixels, hidden, size], nn.ReLU), _mlp([size, hidden, self.pixels], nn.ReLU)
+        return mirrored_mlps(self.pixels, size, size, self.config)
 
     def logits(self, theta: Theta) -> torch.Tensor:
         return self.encode(theta).reshape(self.minibatch, int(self.config["latents"]), int(self.config["categories"]))
@@ -554,6 +577,7 @@ class GaussianVAE(VAETask):
     params = (
         ParamSpec("latents", int, 20, "latent dimensions", check=at_least(1), expect="an integer >= 1"),
         *COMMON_PARAMS,
+        HIDDEN2,
     )
     train_estimator = ("pathwise", {}, 1)
     reference_estimator = ("pathwise", {}, 8)
@@ -563,8 +587,8 @@ class GaussianVAE(VAETask):
         return frozenset({"log-prob", "reparameterizable"})
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
-        latents, hidden = int(self.config["latents"]), int(self.config["hidden"])
-        return _mlp([self.pixels, hidden, 2 * latents], nn.ReLU), _mlp([latents, hidden, self.pixels], nn.ReLU)
+        latents = int(self.config["latents"])
+        return mirrored_mlps(self.pixels, 2 * latents, latents, self.config)
 
     def _moments(self, theta: Theta) -> tuple[torch.Tensor, torch.Tensor]:
         mean, raw_scale = self.encode(theta).chunk(2, dim=-1)

@@ -63,6 +63,20 @@ def test_bernoulli_elbo_matches_an_independent_enumeration(layers: str) -> None:
     assert task.exact_value() == pytest.approx(independent_elbo_bernoulli(task), rel=1e-5)
 
 
+def test_two_hidden_layers_give_the_literatures_mirrored_mlp_and_its_exact_elbo() -> None:
+    """hidden2 adds a second layer (Jang et al.'s 784-512-256 MLP, mirrored in the decoder); the
+    enumerated ELBO still matches the independent one; hidden2=0 keeps today's one-layer networks."""
+    task = vae("discrete-vae", latents=2, categories=3, minibatch=3, hidden=12, hidden2=5)
+    encoder = [tuple(w.shape) for k, w in task.theta["encoder"].items() if k.endswith("weight")]
+    decoder = [tuple(w.shape) for k, w in task.theta["decoder"].items() if k.endswith("weight")]
+    assert encoder == [(12, 64), (5, 12), (6, 5)] and decoder == [(5, 6), (12, 5), (64, 12)]
+    assert task.exact_value() == pytest.approx(independent_elbo_categorical(task), rel=1e-5)
+    gaussian = vae("vae", latents=3, hidden=12, hidden2=5)
+    assert [tuple(w.shape) for k, w in gaussian.theta["encoder"].items() if k.endswith("weight")][-1] == (6, 5)
+    one = vae("discrete-vae", latents=2, categories=3, hidden=12)
+    assert [tuple(w.shape) for k, w in one.theta["encoder"].items() if k.endswith("weight")] == [(12, 64), (6, 12)]
+
+
 def test_exact_gradient_has_encoder_and_decoder_groups() -> None:
     task = vae("discrete-vae", latents=2, categories=3)
     grad = task.exact_gradient()
@@ -197,6 +211,7 @@ def test_bad_task_settings(config: dict, message: str) -> None:
         ("discrete-vae", {"latents": 3, "categories": 4}, "gumbel"),
         ("discrete-vae", {"latents": 3, "categories": 4}, "st-gumbel"),
         ("discrete-vae", {"latents": 3, "categories": 4}, "gumbel-rao"),
+        ("discrete-vae", {"latents": 3, "categories": 4, "hidden2": 7}, "gumbel"),
         ("bernoulli-vae", {"latents": 6, "layers": "nonlinear"}, "gumbel"),
         ("bernoulli-vae", {"latents": 6, "layers": "linear"}, "st-gumbel"),
     ],
