@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, cast
 
 import torch
@@ -154,16 +155,43 @@ def as_protocol(task: Task, protocol: Callable[..., P], estimator: str) -> P:
     ``TypeError`` names what it lacks.  (``protocol`` is typed as a callable so that type checkers
     accept a protocol class and infer the result's type.)
     """
-    if not isinstance(task, protocol):  # type: ignore[arg-type]
+    if not _is_instance(task, protocol):
         missing = [member for member in protocol_members(protocol) if not hasattr(task, member)]  # type: ignore[arg-type]
         lacks = f" (it lacks {', '.join(missing)})" if missing else ""
         raise TypeError(f"estimator {estimator}: task {task.name} is not a {protocol.__name__}{lacks}")
     return cast(P, task)
 
 
-def amortizer(task: Task) -> Amortize | None:
-    """The task's :class:`~rpbench.tasks.protocols.Amortized` hook ``amortize``, if it has one."""
-    return task.amortize if isinstance(task, Amortized) else None
+@dataclass(frozen=True)
+class Amortization:
+    """A task's :class:`~rpbench.tasks.protocols.Amortized` hooks: called, θ′ and the pullback (K
+    estimates); :meth:`encoded`, θ with the encoder's output computed once, differentiably (one
+    estimate: the encoder runs once per step however often the surrogate reads it)."""
+
+    task: Amortized
+
+    def __call__(self, theta: Theta) -> tuple[Theta, Callable[[Theta], Theta]]:
+        return self.task.amortize(theta)
+
+    def encoded(self, theta: Theta) -> Theta:
+        return self.task.encoded(theta)
+
+
+def amortizer(task: Task) -> Amortization | None:
+    """The task's :class:`~rpbench.tasks.protocols.Amortized` hooks, if it has them."""
+    return Amortization(cast(Amortized, task)) if _is_instance(task, Amortized) else None
+
+
+_CONFORMS: dict[tuple[type, object], bool] = {}
+
+
+def _is_instance(task: Task, protocol: object) -> bool:
+    """``isinstance(task, protocol)`` for a runtime protocol, decided once per task class (the
+    members are methods and properties of the class; a runtime check walks them every call)."""
+    key = (type(task), protocol)
+    if key not in _CONFORMS:
+        _CONFORMS[key] = isinstance(task, protocol)  # type: ignore[arg-type]
+    return _CONFORMS[key]
 
 
 def per_estimate_gradients(
@@ -177,12 +205,14 @@ def per_estimate_gradients(
     estimate) and the hook's pullback maps the K gradients back to ``θ`` in one batched backward.
     The surrogate must reach the replaced part of θ only through the task (as ``task.encode``
     does).  A single estimate (a leading axis of 1: a training step) is one plain autograd call,
-    without ``vmap`` or the amortized pullback (the same gradient, without their fixed cost).
+    without ``vmap`` or the amortized pullback (the same gradient, without their fixed cost), the
+    encoder's output computed once (:meth:`Amortization.encoded`).
     """
     if batched and all(b.shape[0] == 1 for b in batched):  # one estimate (a training step): plain autograd
         copies = tree_map(lambda leaf: leaf.detach().requires_grad_(True), theta)
         leaves = tree_leaves(copies)
-        value = surrogate(copies, *(b[0] for b in batched))
+        inputs = amortize.encoded(copies) if isinstance(amortize, Amortization) else copies
+        value = surrogate(inputs, *(b[0] for b in batched))
         grads = iter(torch.autograd.grad(value, leaves, allow_unused=True, materialize_grads=True))
         return tree_map(lambda _: next(grads).unsqueeze(0), copies)
     in_dims = (None,) + (0,) * len(batched)

@@ -181,6 +181,11 @@ class Amortized(Protocol):
         is already that output (θ′ from :meth:`amortize`) it is returned as is."""
         ...
 
+    def encoded(self, theta: Theta) -> Theta:
+        """θ with the ``encoder`` group replaced by its output, computed with autograd (differentiable
+        with respect to the encoder's weights): one estimate reads it as often as it likes."""
+        ...
+
     def amortize(self, theta: Theta) -> tuple[Theta, ThetaPullback]:
         """θ′ (θ with the ``encoder`` group replaced by its output ``(U, out)``) and the pullback
         that maps K gradients ``{…, "encoder": (K, U, out)}`` to ``{…, "encoder": {name: (K, *param)}}``."""

@@ -120,6 +120,29 @@ EVAL_BINARIZATION_SEED = 0x5EED
 """Seed of the eval images' dynamic binarisation: one fixed draw, whatever the model seed."""
 
 
+_PLAIN_LAYERS = (nn.Linear, nn.ReLU, nn.Tanh, nn.Identity)
+
+
+def network_forward(network: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``network(x)`` with the weights ``params``: what ``torch.func.functional_call`` gives, the same
+    operations (bit for bit), but for a stack of linear layers and ReLU / Tanh written out, without
+    swapping the module's parameters in and out (a training step's fixed cost)."""
+    layers = list(network) if isinstance(network, nn.Sequential) else [network]
+    if not all(isinstance(layer, _PLAIN_LAYERS) for layer in layers):
+        return functional_call(network, dict(params), (x,))
+    prefix = "{}." if isinstance(network, nn.Sequential) else ""
+    h = x
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Linear):
+            name = prefix.format(i)
+            h = F.linear(h, params[f"{name}weight"], params.get(f"{name}bias"))
+        elif isinstance(layer, nn.ReLU):
+            h = torch.relu(h)
+        elif isinstance(layer, nn.Tanh):
+            h = torch.tanh(h)
+    return h
+
+
 Pullback = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 """Maps K cotangents ``(K, *output)`` of a network's output to K gradients ``{name: (K, *param)}``."""
 
@@ -340,7 +363,10 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
         encoder = theta["encoder"]
         if isinstance(encoder, torch.Tensor):  # θ as `amortize` gives it: the encoder stands for its output
             return encoder
-        return functional_call(self.encoder, encoder, (self.x,))
+        return network_forward(self.encoder, encoder, self.x)
+
+    def encoded(self, theta: Theta) -> Theta:
+        return {**theta, "encoder": self.encode(theta)}
 
     def amortize(self, theta: Theta) -> tuple[Theta, ThetaPullback]:
         """θ with the ``encoder`` group replaced by its output on the minibatch, and the pullback.
@@ -360,7 +386,7 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
     def log_likelihood(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
         """``log p(x_u | z_u)`` per unit for latents ``z`` of shape ``(..., U, latent...)``."""
         flat = z.reshape(*z.shape[: z.dim() - self.event_dims], -1)
-        logits = functional_call(self.decoder, theta["decoder"], (flat,))
+        logits = network_forward(self.decoder, cast(dict[str, torch.Tensor], theta["decoder"]), flat)
         # Σ_pixels x·l − softplus(l), i.e. −BCE-with-logits: the same value in fewer elementwise ops
         # under vmap (which decomposes binary_cross_entropy_with_logits into about a dozen).
         return (logits * self.x).sum(-1) - F.softplus(logits).sum(-1)
@@ -371,7 +397,9 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
 
     def objective(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
         encoder = theta["encoder"]
-        if not isinstance(encoder, torch.Tensor):
+        if not isinstance(encoder, torch.Tensor) or encoder.grad_fn is not None:
+            # θ itself, or θ from `encoded` (one estimate, plain autograd: the output is computed
+            # from the weights in this graph, and the KL is differentiated through it as it is)
             return self.log_likelihood(theta, z) - self.kl(theta)
         # θ from `amortize`: the KL is a function of the encoder output alone, the same in every lane of
         # a vmap.  Its value and slope are computed once, outside the lanes' autograd; the term is then
