@@ -27,10 +27,11 @@ def _param_text(spec: ParamSpec) -> str:
 def tasks_table(tasks: Mapping[str, type[Task]]) -> Table:
     """Every task with its parameters (defaults; lists sweep) and what it offers."""
     table = Table(title="tasks (--task; --param key=value, a comma list sweeps)")
-    for column in ("task", "parameters (defaults)", "offers", "truth", "description"):
+    for column in ("task", "parameters (defaults)", "offers", "truth", "train", "description"):
         table.add_column(column)
     for name, cls in sorted(tasks.items()):
-        table.add_row(name, "\n".join(_param_text(p) for p in cls.params), cls.offers, cls.truth, cls.summary)
+        params = "\n".join(_param_text(p) for p in cls.params)
+        table.add_row(name, params, cls.offers, cls.truth, cls.trains or "no", cls.summary)
     return table
 
 

@@ -32,3 +32,12 @@ def test_a_task_in_full() -> None:
     applies_text = render(applies)
     assert "pathwise" in applies_text and "configurations" in applies_text
     assert len(applies.rows) == len(ESTIMATORS)
+
+
+def test_the_tasks_table_says_which_tasks_rpbench_train_can_train() -> None:
+    load_builtins()
+    table = tasks_table(TASKS)
+    names = list(table.columns[0].cells)
+    trains = dict(zip(names, table.columns[4].cells, strict=True))
+    assert table.columns[4].header == "train" and trains["gaussian"] == "no"
+    assert all(trains[name] == "Adam ascends the ELBO" for name in ("discrete-vae", "bernoulli-vae", "vae"))

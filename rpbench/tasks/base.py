@@ -128,4 +128,6 @@ class Task(ABC):
         return "closed-form"
 
     truth: ClassVar[str] = "closed-form"
+    trains: ClassVar[str] = ""
+    """What ``rpbench train`` optimises on this task (``list`` shows it); empty: it cannot be trained."""
     """What ``list`` says about the truth of this task family."""

@@ -227,6 +227,7 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
     variational_groups = ("encoder",)
     latent: ClassVar[type[Categorical] | type[Bernoulli] | None] = None
     truth = "enumeration if minibatch x |Z| <= 2^21, else reference"
+    trains = "Adam ascends the ELBO"
 
     def __init__(self, config: Mapping[str, object], device: torch.device) -> None:
         super().__init__(config, device)

@@ -71,8 +71,9 @@ class TrainPlan:
 
 
 def trainable_tasks() -> list[str]:
-    """The registered tasks that can be trained (their objective is an ELBO to maximise)."""
-    return sorted(name for name, cls in TASKS.items() if issubclass(cls, VAETask))
+    """The registered tasks that can be trained: those that say what training does (``Task.trains``;
+    today the VAEs, whose ELBO is maximised; the loop needs their model state and minibatches)."""
+    return sorted(name for name, cls in TASKS.items() if cls.trains and issubclass(cls, VAETask))
 
 
 def check_plan(request: TrainPlan) -> None:
