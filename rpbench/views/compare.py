@@ -95,6 +95,11 @@ def _check_options(tolerance: float, speed_tolerance: float, level: float) -> No
 
 def _check_columns(runs: Sequence[Run], chosen: Sequence[str], speed: bool) -> None:
     for run, label in zip(runs, (BASELINE, NEW), strict=True):
+        if run.kind == "train":
+            raise UsageError(
+                f"{label} is a training run (curves.csv); compare compares measurements: give its "
+                "measure.csv (rpbench train --measure K), or read its final.csv"
+            )
         missing = [c for c in REQUIRED if c not in run.results.columns]
         if missing:
             raise UsageError(f"{label} is not an rpbench results table (no column {', '.join(missing)})")

@@ -289,3 +289,10 @@ def test_each_run_is_read_at_its_own_level(base: Run) -> None:
         if a.metric == "variance":
             assert b.ratio_lo < a.ratio_lo < a.ratio < a.ratio_hi < b.ratio_hi
     assert sum(c.regression for c in widened) < sum(c.regression for c in narrow)
+
+
+def test_training_runs_are_refused_in_one_line_that_names_what_compares(training_run: Run, base: Run) -> None:
+    for baseline, new in ((training_run, training_run), (base, training_run)):
+        with pytest.raises(UsageError, match=r"is a training run \(curves\.csv\).*measure\.csv") as caught:
+            compare_runs(baseline, new)
+        assert "\n" not in str(caught.value)
