@@ -8,6 +8,7 @@ prints.  Nothing here prints.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -174,23 +175,11 @@ def _with_final_table(meta: dict[str, object], run_dir: Path) -> Run:
     return run
 
 
+_NOT_PLANNING = ("on_point", "resume", "workers", "scheduler")
 _TRAIN_DEFAULTS: dict[str, object] = {
-    "task": "discrete-vae",
-    "estimators": None,
-    "params": None,
-    "steps": 1000,
-    "eval_every": None,
-    "seeds": (0,),
-    "lr": 1e-3,
-    "train_batch": None,
-    "batch": 1,
-    "eval_samples": 100,
-    "time_budget": None,
-    "measure": 0,
-    "measure_estimators": None,
-    "device": "cpu",
-    "out": None,
-    "plugins": (),
+    name: parameter.default
+    for name, parameter in inspect.signature(train).parameters.items()
+    if name not in _NOT_PLANNING
 }
 """``train``'s planning options and their defaults: with ``resume`` they come from the run folder."""
 

@@ -48,7 +48,16 @@ COORD_KEYS = ("task", "estimator", "group", "samples", "batch", "seed", "device"
 COORD_COLUMNS = (*COORD_KEYS, "coord", *COORD_METRICS)
 """The columns of ``coords.csv``: a row's identity, the coordinate's index, its summaries."""
 
-__all__ = ["COORDS_FILE", "META_FILE", "RESULTS_FILE", "RunWriter", "create_run_dir", "run_metadata", "write_atomic"]
+__all__ = [
+    "COORDS_FILE",
+    "META_FILE",
+    "RESULTS_FILE",
+    "RunWriter",
+    "create_run_dir",
+    "resumed_metadata",
+    "run_metadata",
+    "write_atomic",
+]
 
 
 def create_run_dir(out: Path, label: str) -> Path:
@@ -204,6 +213,18 @@ class RunWriter:
         self.results.close()
         self.coords.close()
         self._lock.release()
+
+
+def resumed_metadata(run_dir: Path, declared: Mapping[str, object]) -> dict[str, Any]:
+    """The ``run.json`` of the run folder being resumed, checked to declare ``declared`` (its
+    ``columns``, …) exactly as the run's options plan them now; a :class:`UsageError` otherwise."""
+    meta = json.loads((run_dir / META_FILE).read_text())
+    if any(meta.get(key, []) != value for key, value in declared.items()):
+        raise UsageError(
+            f"--resume {run_dir}: the run's columns differ from what its options plan now "
+            "(another rpbench version or other plugins); finish it with the version that started it"
+        )
+    return cast(dict[str, Any], meta)
 
 
 def _repair(

@@ -26,7 +26,15 @@ from rpbench.engine import DEFAULT_MAX_MEMORY
 from rpbench.errors import UsageError, error_text
 from rpbench.options import parse_memory, resolve_device
 from rpbench.registry import load_builtins, load_plugin
-from rpbench.results import COORD_COLUMNS, META_FILE, RunWriter, coordinate_rows_of, create_run_dir, run_metadata
+from rpbench.results import (
+    COORD_COLUMNS,
+    META_FILE,
+    RunWriter,
+    coordinate_rows_of,
+    create_run_dir,
+    resumed_metadata,
+    run_metadata,
+)
 from rpbench.runner import (
     Cell,
     Plan,
@@ -306,12 +314,7 @@ def _open_writer(
 ) -> RunWriter | MemoryWriter:
     names = [column.name for column in columns]
     if resume is not None:
-        meta = json.loads((resume / META_FILE).read_text())
-        if meta.get("columns") != [column.to_json() for column in columns]:
-            raise UsageError(
-                f"--resume {resume}: the run's columns differ from what its options plan now "
-                "(another rpbench version or other plugins); finish it with the version that started it"
-            )
+        meta = resumed_metadata(resume, {"columns": [column.to_json() for column in columns]})
         expected = {job.cell_seed: len(job.cell.task.theta) for job in jobs}
         return RunWriter(resume, meta, names, resume=True, expected=expected)
     metadata = {**run_metadata(resolved.options(), device), "columns": [column.to_json() for column in columns]}

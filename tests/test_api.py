@@ -119,7 +119,8 @@ def test_the_plugin_api_is_importable_from_the_top_level() -> None:
 
 
 def test_train_resume_knows_every_planning_option_and_its_default() -> None:
-    """``--resume`` refuses changed options by comparing with these defaults; they must not drift."""
+    """``--resume`` refuses changed options by comparing with the signature's defaults (derived from
+    it); every keyword but the four that do not plan is a planning option."""
     import inspect
 
     from rpbench.api import _TRAIN_DEFAULTS

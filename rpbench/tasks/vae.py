@@ -241,8 +241,7 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
             )
         self.pixels = data.train.shape[1]
         self.encoder, self.decoder = self.build_networks()
-        generator = torch.Generator().manual_seed(self.model_seed)
-        self.x = binarize(data.train[: self.minibatch], str(self.config["binarize"]), generator).to(device)
+        self.x = self.fixed_minibatch()
         self._theta: Theta | None = None
         self._exact: tuple[Theta, float] | None = None
         if self.training_steps == 0:
@@ -319,6 +318,14 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
             yield
         finally:
             self._theta, self.x, self._exact, self.minibatch = saved
+
+    def fixed_minibatch(self) -> torch.Tensor:
+        """The measured minibatch: the first ``minibatch`` training images, binarised as configured (a
+        dynamic draw from a CPU generator seeded ``model_seed``), ``(minibatch, pixels)`` on ``device``;
+        built from the configuration, so the same inside :meth:`evaluated_at` as outside."""
+        generator = torch.Generator().manual_seed(self.model_seed)
+        images = self.data.train[: int(self.config["minibatch"])]
+        return binarize(images, str(self.config["binarize"]), generator).to(self.device)
 
     def eval_images(self) -> torch.Tensor:
         """The data set's fixed eval split, binarised as configured (a dynamic draw from a fixed seed,

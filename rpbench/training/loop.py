@@ -215,15 +215,16 @@ class _Run:
         noise = torch.Generator(device=self.task.device).manual_seed(self.seed ^ _EVAL_STREAM)
         found = evaluate(self.task, self.theta, self.images, self.schedule.eval_samples, noise)
         if not (math.isfinite(found.elbo) and math.isfinite(found.iwae)):
-            return _failed_point(self.step, self.seconds, "FloatingPointError: non-finite held-out bound")
+            return failed_point(self.step, self.seconds, "FloatingPointError: non-finite held-out bound")
         return Point(self.step, self.seconds, train_elbo, found.elbo, found.elbo_se, found.iwae)
 
     def failed(self, error: str) -> Point:
         """A failed point at the current step (the run's last)."""
-        return self.reached(_failed_point(self.step, self.seconds, error))
+        return self.reached(failed_point(self.step, self.seconds, error))
 
 
-def _failed_point(step: int, seconds: float, error: str) -> Point:
+def failed_point(step: int, seconds: float, error: str) -> Point:
+    """A failed evaluation point at ``step``: no metrics, the error."""
     return Point(step, seconds, math.nan, math.nan, math.nan, math.nan, "failed", error)
 
 

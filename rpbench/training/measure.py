@@ -36,7 +36,6 @@ from typing import cast
 
 import torch
 
-from rpbench.data import binarize
 from rpbench.engine import DEFAULT_MAX_MEMORY
 from rpbench.estimators.base import Estimator
 from rpbench.params import format_config
@@ -59,9 +58,7 @@ def measurement_minibatch(task: VAETask) -> torch.Tensor:
     The images ``run`` measures on (``task.x`` as the task builds it), rebuilt from the
     configuration, so it is the same inside or outside ``evaluated_at``.
     """
-    minibatch = int(task.config["minibatch"])
-    generator = torch.Generator().manual_seed(task.model_seed)
-    return binarize(task.data.train[:minibatch], str(task.config["binarize"]), generator).to(task.device)
+    return task.fixed_minibatch()
 
 
 def estimator_label(estimator: Estimator) -> str:

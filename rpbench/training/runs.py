@@ -27,13 +27,13 @@ from rpbench.distributed import connect, disconnect, map_in_order
 from rpbench.errors import UsageError, error_text
 from rpbench.options import resolve_device
 from rpbench.registry import TASKS
-from rpbench.results import META_FILE, RunWriter, create_run_dir, run_metadata
+from rpbench.results import META_FILE, RunWriter, create_run_dir, resumed_metadata, run_metadata
 from rpbench.runner import Cell, cell_seed_of, parse_estimators, plan, plan_estimator_params
 from rpbench.sweep import MemoryWriter, load_plugins
 from rpbench.tables import AppendTable, read_records
 from rpbench.tasks.vae import VAETask
 from rpbench.training.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
-from rpbench.training.loop import Checkpoint, Point, Schedule, train_curve
+from rpbench.training.loop import Checkpoint, Point, Schedule, failed_point, train_curve
 from rpbench.training.trajectory import Measurement, measurer, plan_measurement, repair_measure_table
 
 if TYPE_CHECKING:
@@ -112,14 +112,25 @@ def plan_cells(request: TrainPlan) -> dict[int, list[Cell]]:
     }
 
 
-def curve_row(cell: Cell, request: TrainPlan, seed: int, estimator_params: Sequence[str], point: Point) -> Row:
-    """One row of ``curves.csv``; the point's measured records go to ``measure.csv``."""
+@dataclass(frozen=True)
+class RunJob:
+    """One training run: its seed, its cell's position among that seed's cells, its identity, and
+    how many of its rows ``curves.csv`` already holds (on resume)."""
+
+    seed: int
+    index: int
+    run_seed: int
+    written: int = 0
+
+
+def curve_row(cell: Cell, request: TrainPlan, job: RunJob, estimator_params: Sequence[str], point: Point) -> Row:
+    """One row of ``curves.csv`` of the run ``job``; the point's measured records go to ``measure.csv``."""
     task, estimator, schedule = cell.task, cell.estimator, request.schedule
     return {
         "task": task.name,
         "estimator": estimator.name,
         "biased": estimator.biased,
-        "seed": seed,
+        "seed": job.seed,
         "device": str(task.device),
         "batch": request.batch,
         "lr": schedule.lr,
@@ -127,7 +138,7 @@ def curve_row(cell: Cell, request: TrainPlan, seed: int, estimator_params: Seque
         "eval_samples": schedule.eval_samples,
         **{k: v for k, v in task.config.items() if k != "model_seed"},  # the run's seed is the model seed
         **{name: estimator.config.get(name) for name in estimator_params},
-        "run_seed": cell_seed_of(cell, seed, schedule.steps, request.batch),
+        "run_seed": job.run_seed,
         **{k: v for k, v in asdict(point).items() if k != "measured"},  # measure.csv's records
     }
 
@@ -139,17 +150,6 @@ class TrainOutcome:
     path: Path | None
     meta: dict[str, object]
     curves_text: str | None
-
-
-@dataclass(frozen=True)
-class RunJob:
-    """One training run: its seed, its cell's position among that seed's cells, its identity, and
-    how many of its rows ``curves.csv`` already holds (on resume)."""
-
-    seed: int
-    index: int
-    run_seed: int
-    written: int = 0
 
 
 def train(
@@ -273,12 +273,11 @@ def dead_run_rows(
     store = None if run_dir is None else checkpoint_path(run_dir, job.run_seed)
     saved = (None if store is None else load_checkpoint(store)) or Checkpoint({})
     last = saved.points[-1] if saved.points else None
-    nan = math.nan
-    failed = Point(last.step if last else 0, last.seconds if last else 0.0, nan, nan, nan, nan, "failed", error)
+    failed = failed_point(last.step if last else 0, last.seconds if last else 0.0, error)
     if store is not None:
         save_checkpoint(store, Checkpoint(saved.state, [*saved.points, failed], finished=True))
     points = [*saved.points[job.written :], failed]
-    return [(curve_row(cell, request, job.seed, params, point), point.measured) for point in points]
+    return [(curve_row(cell, request, job, params, point), point.measured) for point in points]
 
 
 def _columns(cells: Sequence[Cell]) -> list[Column]:
@@ -296,12 +295,7 @@ def _open_writer(
     names = [c.name for c in columns]
     declared = [c.to_json() for c in columns]
     if resume is not None:
-        meta = json.loads((resume / META_FILE).read_text())
-        if meta.get("columns") != declared or meta.get(MEASURE_COLUMNS_KEY, []) != [c.to_json() for c in measured]:
-            raise UsageError(
-                f"--resume {resume}: the run's columns differ from what its options plan now "
-                "(another rpbench version or other plugins); finish it with the version that started it"
-            )
+        meta = resumed_metadata(resume, {"columns": declared, MEASURE_COLUMNS_KEY: [c.to_json() for c in measured]})
         return RunWriter(resume, meta, names, resume=True, table=CURVES_FILE, cell_id="run_seed")
     meta = {**run_metadata(request.options(), resolve_device(request.device)), "kind": "train", "columns": declared}
     if measured:
@@ -380,7 +374,7 @@ def run_rows(
     store = None if run_dir is None else checkpoint_path(run_dir, job.run_seed)
     start = None if store is None else load_checkpoint(store)
     for point in [] if start is None else start.points[job.written :]:
-        yield curve_row(cell, request, job.seed, params, point), point.measured
+        yield curve_row(cell, request, job, params, point), point.measured
     if start is not None and start.finished:
         return
 
@@ -392,4 +386,4 @@ def run_rows(
     schedule = request.schedule
     curve = train_curve(cell.task, cell.estimator, request.batch, schedule, start, save if store else None, measure)
     for point in curve:
-        yield curve_row(cell, request, job.seed, params, point), point.measured
+        yield curve_row(cell, request, job, params, point), point.measured
