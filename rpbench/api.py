@@ -229,28 +229,37 @@ def _as_run(run: Run | str | Path) -> Run:
 
 def report(
     run: Run | str | Path,
-    metric: str | None = None,
+    metric: str | Sequence[str] | None = None,
     group: str | None = None,
     relative_to: str | None = None,
     columns: Sequence[str] | None = None,
     where: Sequence[str] = (),
     format: str | None = None,  # the CLI's --format
     at_seconds: float | None = None,
+    caption: str | None = None,
+    label: str | None = None,
+    best_includes_biased: bool = False,
 ) -> pd.DataFrame | str:
     """The publication table of ``metric``: a DataFrame, or with ``format`` (markdown, latex, csv) its text.
 
     ``metric`` defaults to ``variance`` for a measurement run and to ``eval_elbo`` for a training
     run, whose table is the final point of each run averaged over seeds (``at_seconds``: the last
-    point within that much training wall-clock instead).
+    point within that much training wall-clock instead).  With ``format``, several metrics
+    (``"variance,snr,sec_per_estimate"`` or a list) share one table; ``caption`` and ``label``
+    make a LaTeX ``table`` float; ``best_includes_biased`` lets biased rows be marked best.
     """
-    from rpbench.views.report import report_frame, report_text
+    from rpbench.views.report import metric_list, report_frame, report_text
 
     selected = _as_run(run).where(list(where))
     keys = list(columns) if columns is not None else None
     options = {"relative_to": relative_to, "group": group, "columns": keys, "at_seconds": at_seconds}
     if format is None:
-        return report_frame(selected, metric=metric, **options)  # type: ignore[arg-type]
-    return report_text(selected, metric=metric, fmt=format, **options)  # type: ignore[arg-type]
+        metrics = metric_list(selected, metric)
+        if len(metrics) > 1:
+            raise UsageError("metric: a DataFrame holds one metric; give format= for a table of several")
+        return report_frame(selected, metric=metrics[0], **options)  # type: ignore[arg-type]
+    text_options = {"caption": caption, "label": label, "best_includes_biased": best_includes_biased}
+    return report_text(selected, metric=metric, fmt=format, **options, **text_options)  # type: ignore[arg-type]
 
 
 def plot(

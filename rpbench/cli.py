@@ -288,11 +288,20 @@ def report_command(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or its results.csv / curves.csv).")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="markdown, latex or csv.")] = "markdown",
     metric: Annotated[
-        str | None, typer.Option(help="The metric in the cells. [default: variance; eval_elbo for a training run]")
+        str | None,
+        typer.Option(
+            help="The metric in the cells, or several side by side (variance,snr,sec_per_estimate). "
+            "[default: variance; eval_elbo for a training run]"
+        ),
     ] = None,
     relative_to: Annotated[
         str | None, typer.Option("--relative-to", help="Show each cell as a ratio to this estimator.")
     ] = None,
+    caption: Annotated[str | None, typer.Option(help="Words that lead the caption (LaTeX: a table float).")] = None,
+    label: Annotated[str | None, typer.Option(help="LaTeX \\label of the table float (e.g. tab:variance).")] = None,
+    best_includes_biased: Annotated[
+        bool, typer.Option("--best-includes-biased", help="Let biased rows be marked best.")
+    ] = False,
     group: Annotated[str | None, typer.Option(help="Only this parameter group (e.g. mu, encoder).")] = None,
     columns: Annotated[
         str | None, typer.Option(help="Comma-separated keys that form the columns (default: all that vary, and group).")
@@ -305,7 +314,9 @@ def report_command(
 ) -> None:
     """A publication table: estimators × task configurations, each cell the metric with its CI."""
     keys = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    text = api.report(run_dir, metric, group, relative_to, keys, where or [], format=fmt, at_seconds=at_seconds)
+    text = api.report(
+        run_dir, metric, group, relative_to, keys, where or [], fmt, at_seconds, caption, label, best_includes_biased
+    )
     if output is None:
         print(text)
     else:

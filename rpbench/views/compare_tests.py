@@ -56,10 +56,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from rpbench.views.constants import SPEED
+from rpbench.views.constants import ROUND_OFF, SPEED
 from rpbench.views.labels import is_true
 
-ZERO = 1e-12
+ZERO = ROUND_OFF
 """Relative threshold under which a variance (× squared gradient scale) or bias counts as zero."""
 FLIP_NOTE = "bias now significant (bias_significant False→True)"
 BASELINE, NEW = "BASELINE", "NEW"

@@ -36,6 +36,9 @@ SPEED = "sec_per_estimate"
 
 REPORT_FORMATS: tuple[str, ...] = ("markdown", "latex", "csv")
 """Formats of :func:`rpbench.views.report.report_text`."""
+ROUND_OFF = 1e-12
+"""Relative size under which a squared quantity (a variance, × the squared gradient scale) is
+floating-point round-off: shown as 0 by the tables, counted as zero by ``compare``."""
 MISSING = "–"
 """What a table shows where there is no value."""
 DAGGER_NOTE = "† biased by construction"

@@ -1,10 +1,12 @@
-"""A report table as a booktabs ``tabular`` (ASCII only)."""
+"""A report table as a booktabs ``tabular`` (ASCII only), in a ``table`` float where a caption or
+label is given.  Asymmetric intervals read ``$16.6^{+65.5}_{-13.1}$``, symmetric ones
+``$3.98 \\pm 0.52$``; the document needs ``\\usepackage{booktabs}``."""
 
 from __future__ import annotations
 
 from rpbench.views.constants import MISSING
 from rpbench.views.numbers import Number
-from rpbench.views.report_cells import TableCell, notes, row_label
+from rpbench.views.report_cells import TableCell, notes, row_label, symmetric_table
 from rpbench.views.report_layout import Grid
 
 LATEX_SPECIALS = {
@@ -27,6 +29,11 @@ LATEX_SPECIALS = {
     "−": "$-$",
     "†": r"\textsuperscript{\dag}",
     "∞": r"$\infty$",
+    "µ": r"$\mu$",
+    "‖": r"$\|$",
+    "≈": r"$\approx$",
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
 }
 
 
@@ -35,21 +42,26 @@ def latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIALS.get(ch, ch if ch.isascii() else "?") for ch in text)
 
 
-def _number(number: Number, relative: bool) -> str:
+def _number(number: Number, relative: bool, symmetric: bool) -> str:
     if number.text == MISSING:
         return "--"
-    text = number.text if number.pm is None else f"{number.text} \\pm {number.pm}"
+    if number.lo is None or number.hi is None:
+        text = number.text
+    elif symmetric and number.symmetric:
+        text = f"{number.text} \\pm {number.arm}"
+    else:
+        text = f"{number.text}^{{+{number.plus}}}_{{-{number.minus}}}"
     if number.exponent is not None:
-        body = f"({text})" if number.pm is not None else text
+        body = f"({text})" if symmetric and number.symmetric and number.lo is not None else text
         text = f"{body} \\times 10^{{{number.exponent}}}"
     suffix = r"\times" if relative else ""
     return f"${text}{suffix}$".replace("∞", r"\infty").replace("−", "-")
 
 
-def _cell(cell: TableCell | None, relative: bool) -> str:
+def _cell(cell: TableCell | None, relative: bool, symmetric: bool) -> str:
     if cell is None:
         return "--"
-    text = _number(cell.number, relative)
+    text = _number(cell.number, relative, symmetric)
     if cell.best:
         text = f"{{\\boldmath{text}}}"
     return text + (r"\textsuperscript{*}" if cell.flagged else "")
@@ -65,7 +77,7 @@ def _header_rows(grid: Grid) -> list[str]:
                 spans[-1] = (spans[-1][0], j, column[level])
             else:
                 spans.append((j, j, column[level]))
-        cells = [latex_escape(key)]
+        cells = ["" if key == "metric" else latex_escape(key)]
         rules = []
         for first, last, text in spans:
             width = last - first + 1
@@ -77,21 +89,30 @@ def _header_rows(grid: Grid) -> list[str]:
     return lines or [r"estimator & value \\"]
 
 
-def render_latex(grid: Grid, cells: dict[tuple[str, int], TableCell], description: str, relative: bool) -> str:
-    """A complete booktabs ``tabular`` (ASCII only); caption as a comment, footnotes in a last row."""
+def render_latex(
+    grid: Grid,
+    cells: dict[tuple[str, int], TableCell],
+    description: str,
+    relative: bool,
+    caption: str | None = None,
+    label: str | None = None,
+) -> str:
+    """A complete booktabs ``tabular`` (ASCII only), footnotes in a last row.  Without ``caption`` and
+    ``label`` what the cells show is a comment above it; with either, the tabular sits in a
+    ``table`` float whose ``\\caption`` holds ``caption`` and then what the cells show."""
+    symmetric = symmetric_table(cells)
     width = len(grid.columns) + 1
     body = [
         " & ".join(
             [latex_escape(row_label(grid, row, "†"))]
-            + [_cell(cells.get((row, j)), relative) for j in range(len(grid.columns))]
+            + [_cell(cells.get((row, j)), relative, symmetric) for j in range(len(grid.columns))]
         )
         + r" \\"
         for row in grid.rows
     ]
     footnotes = "; ".join(latex_escape(n).replace("*", r"\textsuperscript{*}", 1) for n in notes(grid, cells))
-    comment = " ".join(f"% {description}. {grid.caption}".split())
-    lines = [
-        latex_escape(comment).replace(r"\%", "%", 1),
+    words = " ".join(f"{description}. {grid.caption}".split()).rstrip(". ") + "."
+    tabular = [
         f"\\begin{{tabular}}{{l{'r' * len(grid.columns)}}}",
         r"\toprule",
         *_header_rows(grid),
@@ -100,5 +121,16 @@ def render_latex(grid: Grid, cells: dict[tuple[str, int], TableCell], descriptio
         r"\bottomrule",
         *([f"\\multicolumn{{{width}}}{{l}}{{\\footnotesize {footnotes}}} \\\\"] if footnotes else []),
         r"\end{tabular}",
+    ]
+    if caption is None and label is None:
+        return "\n".join([latex_escape(f"% {words}").replace(r"\%", "%", 1), *tabular]) + "\n"
+    full = f"{caption.rstrip('. ')}. {words}" if caption else words
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        f"\\caption{{{latex_escape(full)}}}",
+        *([f"\\label{{{label}}}"] if label else []),
+        *tabular,
+        r"\end{table}",
     ]
     return "\n".join(lines) + "\n"

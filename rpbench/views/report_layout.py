@@ -7,8 +7,9 @@ the caption.  The figure of :mod:`rpbench.views.plot` uses the same labels and c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from rpbench.errors import UsageError
 from rpbench.views.constants import RUN_KEY_NAMES, WITH_CI
 from rpbench.views.labels import estimator_labels, format_value, is_true, settings_text, varying
 from rpbench.views.loader import Run
+from rpbench.views.resolution import exact_estimator, resolution
 
 
 def parameters(run: Run) -> tuple[list[str], list[str]]:
@@ -65,7 +67,8 @@ class Grid:
     """A metric laid out as estimator configurations × task configurations.
 
     ``columns`` holds each table column's key values (display strings, in the order of ``keys``);
-    the frames are indexed by row label and column position.
+    the frames are indexed by row label and column position; ``resolution`` holds each cell's
+    round-off level (:mod:`rpbench.views.resolution`), ``metric_of`` each column's metric.
     """
 
     rows: list[str]
@@ -77,6 +80,8 @@ class Grid:
     hi: pd.DataFrame
     significant: pd.DataFrame
     caption: str
+    resolution: pd.DataFrame
+    metric_of: list[str] = field(default_factory=list)
 
 
 def _column_keys(
@@ -136,8 +141,11 @@ def build_grid(run: Run, metric: str, columns: list[str] | None = None, run_keys
     work["_col"] = list(zip(*(work[k] for k in keys), strict=True)) if keys else [()] * len(work)
     _check_unique(frame, work, [*task_keys, *est_params, "group"])
     value, lo, hi = interval(work, metric)
+    if metric == "snr":  # an exact estimator's SNR is infinite (round-off would make it 1e15)
+        exact = exact_estimator(work)
+        value, lo, hi = (series.mask(exact, math.inf) for series in (value, lo, hi))
     flags = work["bias_significant"].map(is_true) if "bias_significant" in work.columns else False
-    work = work.assign(_value=value, _lo=lo, _hi=hi, _sig=flags)
+    work = work.assign(_value=value, _lo=lo, _hi=hi, _sig=flags, _res=resolution(work, metric))
     rows = list(dict.fromkeys(work["_row"]))
     order = _order(work, keys)
     position = {column: j for j, column in enumerate(order)}
@@ -151,8 +159,44 @@ def build_grid(run: Run, metric: str, columns: list[str] | None = None, run_keys
     caption = settings_caption(frame, task_keys, keys, run_keys)
     biased = dict(zip(work["_row"], work["biased"].map(is_true), strict=True))
     shown_keys, shown = _displayed(work, keys, order)
-    value, lo, hi, significant = (pivot(name) for name in ("_value", "_lo", "_hi", "_sig"))
-    return Grid(rows, biased, shown_keys, shown, value, lo, hi, significant, caption)
+    value, lo, hi, significant, res = (pivot(name) for name in ("_value", "_lo", "_hi", "_sig", "_res"))
+    return Grid(
+        rows, biased, shown_keys, shown, value, lo, hi, significant, caption, res.fillna(0.0), [metric] * len(shown)
+    )
+
+
+def scaled(grid: Grid, factor: float) -> Grid:
+    """The grid with every value and bound divided by ``factor`` (a unit: µs for seconds)."""
+    return replace(grid, value=grid.value / factor, lo=grid.lo / factor, hi=grid.hi / factor)
+
+
+def stack(grids: Sequence[tuple[str, Grid]]) -> Grid:
+    """Grids of several metrics of the same rows side by side: ``metric`` becomes the outermost key
+    (its value the label given with each grid)."""
+    first = grids[0][1]
+    columns = [(label, *c) for label, grid in grids for c in grid.columns]
+
+    def joined(name: str) -> pd.DataFrame:
+        frames = [getattr(grid, name) for _, grid in grids]
+        frame = pd.concat(frames, axis=1)
+        frame.columns = range(len(columns))
+        return frame
+
+    frames = {name: joined(name) for name in ("value", "lo", "hi", "significant", "resolution")}
+    metric_of = [m for _, grid in grids for m in grid.metric_of]
+    return Grid(
+        first.rows,
+        first.biased,
+        ["metric", *first.keys],
+        columns,
+        frames["value"],
+        frames["lo"],
+        frames["hi"],
+        frames["significant"],
+        first.caption,
+        frames["resolution"],
+        metric_of,
+    )
 
 
 def _displayed(

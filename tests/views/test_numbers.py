@@ -1,32 +1,65 @@
-"""Numbers of report tables: value ± half-width, powers of ten, ratios."""
+"""Numbers of report tables: intervals as they are, digits from the interval, powers of ten, units."""
 
 from __future__ import annotations
 
 import math
+import random
+from decimal import Decimal
 
-from rpbench.views.numbers import Number, format_number, format_ratio, needs_scientific, significant
-
-
-def test_cells_show_value_and_ci_half_width() -> None:
-    assert format_number(3.9806, 3.5, 4.5) == format_number(3.9806, 3.46, 4.5)
-    cell = format_number(3.9806, 3.5, 4.5)  # half-width max(0.52, 0.48) → 2 significant digits
-    assert (cell.text, cell.pm, cell.exponent) == ("3.98", "0.52", None)
-    assert format_number(-0.028, -0.2, 0.147).text == "-0.03"  # value to the half-width's decimal place
-    assert format_number(1234.0, 1000.0, 1500.0).text == "1230"
-    sci = format_number(3.98e-5, 3.86e-5, 4.1e-5, scientific=True)
-    assert (sci.text, sci.pm, sci.exponent) == ("3.98", "0.12", -5)
-    bumped = format_number(9.996e-5, 9.496e-5, 1.0496e-4, scientific=True)  # 9.996 ± 0.50 rounds to 10.00
-    assert (bumped.text, bumped.pm, bumped.exponent) == ("1.000", "0.050", -4)
-    zero = format_number(0.0, -2.6e-17, 2.6e-17)  # a zero's own tiny half-width asks for a power of ten
-    assert (zero.text, zero.pm, zero.exponent) == ("0.0", "2.6", -17)
-    assert format_number(2.0).pm is None and format_number(2.0).text == "2.00"  # no CI: 3 significant digits
-    assert needs_scientific([1.0, 2e3]) and needs_scientific([5e-4, 0.1]) and needs_scientific([2e4])
-    assert not needs_scientific([0.01, 5.0, 0.0, math.nan])
+from rpbench.views.numbers import Number, format_interval, format_zero, needs_power, significant, time_unit
 
 
-def test_ratios_and_significant_digits() -> None:
-    assert format_ratio(4.0) == Number("4.00") and format_ratio(0.01234) == Number("0.0123")
-    assert format_ratio(12345.0) == Number("1.23", None, 4) and format_ratio(2e-4) == Number("2.00", None, -4)
-    assert format_ratio(math.nan) == Number("–") and format_ratio(math.inf) == Number("–")
+def test_an_asymmetric_interval_is_shown_as_it_is() -> None:
+    # score+opt on the quadratic cell (issue 12): variance 16.6 with interval (3.5, 82.1)
+    cell = format_interval(16.62, 3.51, 82.1)
+    assert (cell.text, cell.lo, cell.hi, cell.exponent, cell.symmetric) == ("16.6", "3.5", "82.1", None, False)
+    assert (cell.plus, cell.minus) == ("65.5", "13.1")
+    # the old "value ± max half-width" would read 17 ± 66: an interval reaching −49
+    assert Decimal(cell.lo) > 0
+
+
+def test_digits_come_from_the_interval() -> None:
+    assert format_interval(0.4361, 0.3892, 0.4918) == Number("0.436", "0.389", "0.492")
+    assert format_interval(-0.0402, -0.262, 0.182) == Number("-0.04", "-0.27", "0.19")  # bounds rounded outwards
+    assert format_interval(1234.0, 1000.0, 1500.0) == Number("1230", "1000", "1500")
+    assert format_interval(1.2, 0.0001, 5.0) == Number("1.20", "0.00", "5.00")  # value keeps 3 digits at most
+    assert format_interval(2.0) == Number("2.00")  # no interval: 3 significant digits
+
+
+def test_a_symmetric_interval_is_value_plus_minus_half_width() -> None:
+    cell = format_interval(3.9806, 3.9806 - 0.5194, 3.9806 + 0.5194)
+    assert cell.symmetric and (cell.text, cell.arm) == ("3.98", "0.52")
+
+
+def test_printed_bounds_contain_the_computed_ones() -> None:
+    rng = random.Random(0)
+    for _ in range(2000):
+        value = rng.lognormvariate(0, 3)
+        lo, hi = value * rng.uniform(0.01, 1.0), value * rng.uniform(1.0, 20.0)
+        cell = format_interval(value, lo, hi)
+        scale = 10.0 ** (cell.exponent or 0)
+        assert cell.lo is not None and cell.hi is not None
+        assert float(cell.lo) * scale <= lo * (1 + 1e-9) and float(cell.hi) * scale >= hi * (1 - 1e-9)
+
+
+def test_powers_of_ten_only_outside_the_plain_range() -> None:
+    assert format_interval(16.6, 3.5, 82.1).exponent is None  # never ×10^1
+    small = format_interval(3.98e-5, 3.86e-5, 4.1e-5)
+    assert (small.text, small.lo, small.hi, small.exponent) == ("3.98", "3.86", "4.10", -5)
+    bumped = format_interval(9.996e-5, 9.5e-5, 1.05e-4)  # 9.996 rounds to 10.00: the next power
+    assert bumped.exponent == -4 and bumped.text == "1.000"
+    assert needs_power(2e4) and needs_power(5e-4) and not needs_power(0.0) and not needs_power(999.0)
+
+
+def test_round_off_and_non_finite_values() -> None:
+    assert format_zero(-2e-17, 2e-17, 1e-6) == Number("0")
+    assert format_zero(0.0, 0.5, 1e-6).hi == "0.50"  # an upper bound above the resolution is kept
+    assert format_interval(math.inf) == Number("∞") and format_interval(-math.inf) == Number("−∞")
+    assert format_interval(math.nan) == Number("–")
     assert significant(0.0) == "0" and significant(-0.0001234) == "-0.000123" and significant(98765.0) == "98765"
-    assert format_number(math.inf) == Number("∞") and format_number(-math.inf) == Number("−∞")
+
+
+def test_time_units_read_between_one_and_a_thousand() -> None:
+    assert time_unit([2.2e-6, 3.9e-6, 6e-7]) == ("µs", 1e-6)
+    assert time_unit([0.02, 0.5]) == ("ms", 1e-3)
+    assert time_unit([3.0]) == ("s", 1.0) and time_unit([2e-10]) == ("ns", 1e-9) and time_unit([]) == ("s", 1.0)

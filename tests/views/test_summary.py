@@ -47,7 +47,7 @@ def test_summary_has_a_table_per_group_and_marks_bias() -> None:
     assert len(tables) == 2
     text = render(tables[0])
     assert "2.5" in text and "0.125*" in text and "group mu" in text
-    assert "[bold green]0.125*[/]" in [cell for column in tables[0].columns for cell in column._cells]  # the best
+    assert "0.125*" in [cell for column in tables[0].columns for cell in column._cells]  # biased: never bold
     assert tables[0].caption == "gaussian: fn=cos, k=1, K=10, n=1"
 
 
@@ -75,3 +75,46 @@ def test_one_table_list_for_every_task_of_a_suite() -> None:
 def test_an_unknown_metric_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match=r"unknown metric 'speed'; valid choices: variance"):
         summary_tables(run_of([row("score", "mu", 1.0)]), "speed")
+
+
+def bounded_row(estimator: str, variance: float, lo: float, hi: float, **extra: object) -> dict:
+    return row(estimator, "mu", variance) | {"variance_lo": lo, "variance_hi": hi, "status": "ok"} | extra
+
+
+def cells_of(table: object) -> list[str]:
+    return [cell for column in table.columns[1:] for cell in column._cells]  # type: ignore[attr-defined]
+
+
+def test_cells_show_the_interval_and_bold_only_a_significant_best() -> None:
+    apart = [bounded_row("score", 13.1, 9.9, 17.9), bounded_row("pathwise", 3.85, 3.53, 4.2)]
+    (table,) = summary_tables(run_of(apart), "variance")
+    assert cells_of(table) == ["13.1 [9.9, 17.9]", "[bold green]3.85 [3.53, 4.20][/]"]
+    overlapping = [bounded_row("score", 13.1, 9.9, 17.9), bounded_row("score+opt", 16.6, 3.5, 82.1)]
+    (table,) = summary_tables(run_of(overlapping), "variance")
+    assert cells_of(table) == ["13.1 [9.9, 17.9]", "16.6 [3.5, 82.1]"]  # the smallest value alone would be bold
+    biased = [bounded_row("score", 13.1, 9.9, 17.9), bounded_row("pathwise", 0.0, 0.0, 0.0, bias_significant=True)]
+    (table,) = summary_tables(run_of(biased), "variance")
+    assert cells_of(table) == ["13.1 [9.9, 17.9]", "0*"]  # a biased zero does not win
+
+
+def test_a_failed_cell_reads_failed_with_its_error_in_a_footnote() -> None:
+    rows = [
+        bounded_row("score", 13.1, 9.9, 17.9),
+        row("pathwise", "mu", float("nan")) | {"status": "failed", "error": "RuntimeError: boom"},
+    ]
+    (table,) = summary_tables(run_of(rows), "variance")
+    assert cells_of(table)[1] == "[red]failed[1][/]"
+    assert "[1] pathwise on default: RuntimeError: boom" in str(table.caption)
+
+
+def test_heavy_tails_are_marked_where_k_is_too_small_for_the_kurtosis() -> None:
+    rows = [
+        bounded_row("score", 13.1, 9.9, 17.9, kurtosis=5.0, samples=1000),
+        bounded_row("score+opt", 16.6, 3.5, 82.1, kurtosis=300.0, samples=1000),
+    ]
+    (table,) = summary_tables(run_of(rows), "variance")  # K = 1000 < 10 · 300
+    assert cells_of(table) == ["13.1 [9.9, 17.9]", "16.6 [3.5, 82.1]!"]
+    assert "! heavy tails: K is too small" in str(table.caption)
+    flagged = [bounded_row("score", 13.1, 9.9, 17.9, kurtosis=300.0, heavy_tailed=False)]
+    (table,) = summary_tables(run_of(flagged), "variance")  # the run's own flag decides where it has one
+    assert cells_of(table) == ["13.1 [9.9, 17.9]"]
