@@ -109,10 +109,10 @@ SIZES: dict[str, Size] = {
 """``default`` (3.8 in per column, 120 dpi: for screens), ``two-column`` (6.75 in wide) and
 ``one-column`` (3.25 in wide), both 300 dpi; the height follows from the number of rows."""
 DEFAULT_COLS = 3
+MAX_COLS = 4
 ONE_COLUMN_COLS = 2
-"""Columns of the grid unless asked: 3 (2 in the ``one-column`` preset), fewer where there are
-fewer panels, and the number of parameter groups where that fits and there are more panels than
-groups (so that a column is a group)."""
+"""Columns of the grid unless asked (:func:`_grid_cols`): 3, or 4 from 13 panels on, 2 in the
+``one-column`` preset; never more than the panels; a multiple of the parameter groups."""
 
 
 @dataclass
@@ -129,8 +129,14 @@ class Line:
 
 @dataclass
 class Panel:
-    title: str
+    """One panel: the settings that tell it apart (its title, word by word) and its lines."""
+
+    words: list[str]
     lines: list[Line]
+
+    @property
+    def title(self) -> str:
+        return ", ".join(self.words)
 
 
 @dataclass
@@ -302,7 +308,7 @@ def plot_figure(
             rows = data[_mask(data, panel_keys, combo) & (data["group"].astype(str) == name)]
             words = [group_label(name)] if len(groups) > 1 else []
             words += [setting_label(k, v) for k, v in zip(panel_keys, combo, strict=True) if v]
-            panels.append(Panel(", ".join(words), _measure_lines(rows, metric) if not rows.empty else []))
+            panels.append(Panel(words, _measure_lines(rows, metric) if not rows.empty else []))
     positions = data["_x"].tolist()
     budget = x in BUDGET_X and categories is None and min(positions) > 0
     ylabel = metric_label(metric)
@@ -318,8 +324,7 @@ def plot_figure(
         categories=categories,
         x_ticks=sorted(set(positions)) if budget else None,
     )
-    if cols is None and 2 <= len(groups) <= _grid_cols(None, len(panels), size) and len(panels) > len(groups):
-        cols = len(groups)  # a column per group
+    cols = _grid_cols(cols, len(panels), size, len(groups))
     return _figure(panels, _styles(data), spec, cols, _auto_scale(panels, yscale, budget), size)
 
 
@@ -367,8 +372,8 @@ def curves_figure(
             value, lo, hi = (_array(line[c]) for c in (metric, f"{metric}_lo", f"{metric}_hi"))
             x_text = [format_value(s) for s in line["step"]]
             lines.append(Line(str(label), _array(line[x]), value, lo, hi, x_text))
-        title = ", ".join(setting_label(k, v) for k, v in zip(panel_keys, combo, strict=True) if v)
-        panels.append(Panel(title, lines))
+        words = [setting_label(k, v) for k, v in zip(panel_keys, combo, strict=True) if v]
+        panels.append(Panel(words, lines))
     seeds = _seed_text(final_frame(run, metric))
     spec = Spec(
         xlabel="training seconds (mean over seeds)" if x == "seconds" else escape(x),
@@ -436,9 +441,15 @@ def _symlog_threshold(panels: list[Panel]) -> float:
 # --------------------------------------------------------------------------- the grid
 
 
-def _grid_cols(cols: int | None, n: int, size: str) -> int:
-    default = ONE_COLUMN_COLS if size == "one-column" else DEFAULT_COLS
-    return max(1, min(cols if cols is not None else default, n))
+def _grid_cols(cols: int | None, n: int, size: str, groups: int = 1) -> int:
+    """``cols`` (at most one per panel), or the default: :data:`DEFAULT_COLS`, 4 from 13 panels on
+    (:data:`ONE_COLUMN_COLS` in the one-column preset), a multiple of the parameter groups where
+    there are several and more panels than groups (so that a column is a group)."""
+    if cols is None:
+        cols = ONE_COLUMN_COLS if size == "one-column" else max(DEFAULT_COLS, min(MAX_COLS, math.ceil(math.sqrt(n))))
+        if 2 <= groups <= cols and n > groups:
+            cols -= cols % groups
+    return max(1, min(cols, n))
 
 
 def _legend_columns(labels: list[str], width: float, font: float) -> int:
@@ -453,13 +464,14 @@ def _legend_columns(labels: list[str], width: float, font: float) -> int:
 @dataclass
 class YAxis:
     """The shared y axis while the panels are drawn: its scale, on a log axis its range and the
-    round-off floor, and what fell below it (kind → line label → where, in order)."""
+    round-off floor, and what fell below it (kind → line label → each panel, and which of its
+    points unless all)."""
 
     scale: str
     floor: float
     limits: tuple[float, float] | None
     marker: float
-    below: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    below: dict[str, dict[str, list[tuple[Panel, str]]]] = field(default_factory=dict)
 
 
 BELOW_KINDS = ("exact zero", "negative", "round-off", "below the axis")
@@ -543,8 +555,8 @@ def _mark_below(
     for kind, mask in kinds.items():
         xs = [t for t, m in zip(line.x_text, off & mask, strict=True) if m]
         if xs:
-            where = yaxis.below.setdefault(kind, {}).setdefault(line.label, [])
-            where.append(_where(panel.title, xs, len(line.x_text), spec.x_symbol))
+            at = "" if len(xs) == len(line.x_text) else _at(xs, len(line.x_text), spec.x_symbol)
+            yaxis.below.setdefault(kind, {}).setdefault(line.label, []).append((panel, at))
     edge = blended_transform_factory(ax.transData, ax.transAxes)  # x in data, y in axes units
     heights = np.full(int(off.sum()), 0.035 + 0.05 * rank)
     ax.plot(
@@ -561,23 +573,39 @@ def _mark_below(
     )
 
 
-def _where(title: str, xs: list[str], points: int, x_symbol: str) -> str:
-    """Where a line is below the axis in one panel: the panel, and the x values unless all of them."""
-    at = "" if len(xs) == points else f"at {x_symbol}={', '.join(xs)}" if len(xs) <= 3 else f"at {len(xs)} of {points}"
-    return ", ".join(part for part in (title, at) if part)
+def _at(xs: list[str], points: int, x_symbol: str) -> str:
+    """Which of a line's points in a panel are below the axis: their x, or how many."""
+    return f"at {x_symbol}={', '.join(xs)}" if len(xs) <= 3 else f"at {len(xs)} of {points} points"
 
 
-def _below_notes(below: dict[str, dict[str, list[str]]], panels: list[Panel], floor: float) -> list[str]:
-    """The note's sentence on the ▼ markers: by kind, each line with the panels where it is below
-    the axis (none named where it is so in every panel, at every point)."""
+def _places(label: str, places: list[tuple[Panel, str]], panels: list[Panel]) -> str:
+    """Where a line is below the axis, as briefly as is exact: the panels with the same points
+    below (all, or some: ``at σ=0.1``) named by the settings they share where no other panel with
+    the line shares them (``fn=step``; nothing where that is every panel), else one by one."""
+    having = [p for p in panels if any(line.label == label for line in p.lines)]
+    by_points: dict[str, list[Panel]] = {}
+    for panel, at in places:
+        by_points.setdefault(at, []).append(panel)
+    texts = []
+    for at, where in by_points.items():
+        common = [w for w in where[0].words if all(w in p.words for p in where)]
+        if [p for p in having if all(w in p.words for w in common)] == where:
+            texts.append(", ".join(part for part in (", ".join(common), at) if part))
+        else:
+            texts.extend(", ".join(part for part in (p.title, at) if part) for p in where)
+    return "; ".join(texts)
+
+
+def _below_notes(below: dict[str, dict[str, list[tuple[Panel, str]]]], panels: list[Panel], floor: float) -> list[str]:
+    """The note's sentence on the ▼ markers: by kind, each line with where it is below the axis."""
     if not below:
         return []
     parts = []
     for kind in sorted(below, key=BELOW_KINDS.index):
         texts = []
         for label, places in below[kind].items():
-            everywhere = places == [p.title for p in panels]
-            texts.append(label if everywhere or not any(places) else f"{label} ({'; '.join(places)})")
+            where = _places(label, places, panels)
+            texts.append(f"{label} ({where})" if where else label)
         name = f"round-off (below {floor:.0e})" if kind == "round-off" else kind
         parts.append(f"{name}: {', '.join(texts)}")
     return [f"▼ on the bottom edge: {'; '.join(parts)}."]

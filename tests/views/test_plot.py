@@ -275,6 +275,35 @@ def test_zeros_are_marked_at_the_edge_and_named(gaussian: Run) -> None:
     assert legend[-1] == "below the axis (see note)"
 
 
+def test_the_note_says_where_briefly(gaussian: Run) -> None:
+    """Below the axis in both step panels: named by what they share; at one point only: that point."""
+    frame = gaussian.results.copy()
+    one = (frame["estimator"] == "score") & (frame["fn"] == "quadratic") & (frame["group"] == "mu")
+    frame.loc[one & (frame["sigma"] == 0.1), "variance"] = 0.0
+    ma = (frame["estimator"] == "score+ma") & (frame["decay"] == 0.5) & (frame["fn"] == "step")
+    frame.loc[ma, "variance"] = frame.loc[ma, "variance"].where(frame.loc[ma, "sigma"] != 0.1, 0.0)
+    frame.loc[ma & (frame["sigma"] != 0.1), "variance"] = 1.0  # above the axis, whatever the draws
+    fig = plot_figure(gaussian.with_results(frame), "sigma", "variance")
+    note = " ".join(fig.get_suptitle().split())  # unwrapped
+    assert r"exact zero: score ($\mu$ gradient, fn=quadratic, at $\sigma$=0.1), pathwise (fn=step)," in note
+    assert r"score+ma (decay=0.5) (fn=step, at $\sigma$=0.1);" in note  # both groups' step panels, one point
+
+
+@pytest.mark.parametrize(
+    ("cols", "panels", "size", "groups", "expected"),
+    [
+        (None, 8, "default", 1, 3),
+        (None, 16, "default", 2, 4),  # 4 rows of 4 rather than 6 of 3 (or 8 of 2)
+        (None, 6, "default", 2, 2),  # a column per group
+        (None, 2, "default", 1, 2),
+        (None, 8, "one-column", 1, 2),
+        (5, 3, "default", 1, 3),
+    ],
+)
+def test_default_columns(cols: int | None, panels: int, size: str, groups: int, expected: int) -> None:
+    assert plot._grid_cols(cols, panels, size, groups) == expected
+
+
 def test_the_old_behaviour_fails_the_zero_check(gaussian: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the marker (the old figure: a zero left off a log axis without a word) the checks above fail."""
     monkeypatch.setattr(plot, "_mark_below", lambda *args: None)
