@@ -329,13 +329,14 @@ def plot_command(
     ] = None,
     group: Annotated[str | None, typer.Option(help="Only this parameter group.")] = None,
     cols: Annotated[
-        int | None, typer.Option(help="Panels per row. [default: up to 3 (2 for one-column), or the groups]")
+        int | None, typer.Option(help="Panels per row (default 3; 4 from 10 panels on; 2 for one-column).")
     ] = None,
     yscale: Annotated[str, typer.Option(help="One y scale for all panels: auto, log, linear or symlog.")] = "auto",
     size: Annotated[
         str,
         typer.Option(
-            help="default (3.8 in a panel, PNG 120 dpi), two-column (6.75 in) or one-column (3.25 in), 300 dpi."
+            help="default (3.8 in a column, PNG 120 dpi), two-column (6.75 in wide) or one-column "
+            "(3.25 in wide; PNG 300 dpi)."
         ),
     ] = "default",
     where: WhereOption = None,

@@ -111,7 +111,7 @@ SIZES: dict[str, Size] = {
 DEFAULT_COLS = 3
 MAX_COLS = 4
 ONE_COLUMN_COLS = 2
-"""Columns of the grid unless asked (:func:`_grid_cols`): 3, or 4 from 13 panels on, 2 in the
+"""Columns of the grid unless asked (:func:`_grid_cols`): 3, or 4 from 10 panels on, 2 in the
 ``one-column`` preset; never more than the panels; a multiple of the parameter groups."""
 
 
@@ -442,7 +442,7 @@ def _symlog_threshold(panels: list[Panel]) -> float:
 
 
 def _grid_cols(cols: int | None, n: int, size: str, groups: int = 1) -> int:
-    """``cols`` (at most one per panel), or the default: :data:`DEFAULT_COLS`, 4 from 13 panels on
+    """``cols`` (at most one per panel), or the default: :data:`DEFAULT_COLS`, 4 from 10 panels on
     (:data:`ONE_COLUMN_COLS` in the one-column preset), a multiple of the parameter groups where
     there are several and more panels than groups (so that a column is a group)."""
     if cols is None:
