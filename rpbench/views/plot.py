@@ -80,6 +80,8 @@ LOG_Y_DECADES = 2.0
 LOG_X_DECADES = 1.5
 BUDGET_X = ("batch", "samples")
 """Run keys that are budgets: on a log x axis wherever positive, ticked at their values."""
+MAX_BUDGET_TICKS = 8
+"""A budget axis is ticked at each of its values where it has at most this many."""
 X_ALIASES = {"n": "batch", "K": "samples"}
 """``--x n`` and ``--x K``, as the captions name the budget keys."""
 ROUND_OFF = 1e-12
@@ -322,7 +324,7 @@ def plot_figure(
         x_symbol=key_label(x),
         log_x=budget or (categories is None and _spans(positions, LOG_X_DECADES)),
         categories=categories,
-        x_ticks=sorted(set(positions)) if budget else None,
+        x_ticks=sorted(set(positions)) if budget and len(set(positions)) <= MAX_BUDGET_TICKS else None,
     )
     cols = _grid_cols(cols, len(panels), size, len(groups))
     return _figure(panels, _styles(data), spec, cols, _auto_scale(panels, yscale, budget), size)
