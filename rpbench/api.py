@@ -269,15 +269,25 @@ def plot(
     group: str | None = None,
     where: Sequence[str] = (),
     out: str | Path | None = None,
+    cols: int | None = None,
+    yscale: str = "auto",
+    size: str = "default",
 ) -> Figure:
     """The metric against a swept parameter, one line per estimator, with CI bands (saved to ``out`` if given).
 
     Defaults: ``sigma`` and ``variance`` for a measurement run; ``step`` and ``eval_elbo`` (learning
-    curves, bands over seeds) for a training run.
+    curves, bands over seeds) for a training run.  ``cols`` panels per row, one ``yscale`` (auto,
+    log, linear, symlog) for all panels, ``size`` a preset (default, two-column, one-column); ``out``
+    a .png, .pdf or .svg, checked before anything is drawn or written.
     """
-    from rpbench.views.plot import plot_figure, save_figure
+    from rpbench.views.plot import check_options, figure_format, plot_figure, save_figure
 
-    figure = plot_figure(_as_run(run).where(list(where)), x=x, metric=metric, group=group)
+    check_options(cols, yscale, size)
+    if out is not None:
+        figure_format(Path(out))
+    figure = plot_figure(
+        _as_run(run).where(list(where)), x=x, metric=metric, group=group, cols=cols, yscale=yscale, size=size
+    )
     if out is not None:
         save_figure(figure, Path(out))
     return figure

@@ -327,19 +327,35 @@ def report_command(
 @app.command("plot")
 def plot_command(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or its results.csv / curves.csv).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="FILE.png or FILE.pdf")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="FILE.png, FILE.pdf or FILE.svg")],
     x: Annotated[
         str | None,
-        typer.Option(help="The swept parameter on the x axis (sigma, tau, k, ...; step or seconds for training runs)."),
+        typer.Option(
+            help="The swept parameter on the x axis (sigma, tau, k, batch, samples, ...; step or seconds for "
+            "training runs)."
+        ),
     ] = None,
     metric: Annotated[
         str | None, typer.Option(help="The metric on the y axis. [default: variance; eval_elbo for a training run]")
     ] = None,
     group: Annotated[str | None, typer.Option(help="Only this parameter group.")] = None,
+    cols: Annotated[
+        int | None, typer.Option(help="Panels per row (default 3; 4 from 10 panels on; 2 for one-column).")
+    ] = None,
+    yscale: Annotated[str, typer.Option(help="One y scale for all panels: auto, log, linear or symlog.")] = "auto",
+    size: Annotated[
+        str,
+        typer.Option(
+            help="default (3.8 in a column, PNG 120 dpi), two-column (6.75 in wide) or one-column "
+            "(3.25 in wide; PNG 300 dpi)."
+        ),
+    ] = "default",
     where: WhereOption = None,
 ) -> None:
     """A figure: the metric against a swept parameter, one line per estimator, with CI bands."""
-    api.plot(run_dir, x=x, metric=metric, group=group, where=where or [], out=output)
+    api.plot(
+        run_dir, x=x, metric=metric, group=group, where=where or [], out=output, cols=cols, yscale=yscale, size=size
+    )
     console.print(f"wrote {output}")
 
 

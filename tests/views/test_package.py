@@ -21,6 +21,7 @@ MODULES = [
     "compare_tests",
     "compare_table",
     "plot",
+    "plot_text",
     "summary",
 ]
 FORBIDDEN = ["torch", "rpbench.registry", "rpbench.tasks", "rpbench.estimators", "rpbench.metrics", "rpbench.engine"]
