@@ -120,7 +120,8 @@ def _task_tables(
     tables = []
     for group, by_group in frame.groupby("group", sort=False):
         footnotes: list[str] = []
-        title = f"{metric}, group {group}: value [{level:.0%} CI] (bold: significantly best, unbiased; * = bias beyond 4 SE)"
+        marks = "bold: significantly best, unbiased; * = bias beyond 4 SE"
+        title = f"{metric}, group {group}: value [{level:.0%} CI] ({marks})"
         table = Table(title=title, caption=caption)
         table.add_column("configuration", style="cyan", no_wrap=True)
         for label in labels:

@@ -16,6 +16,8 @@ MODULES = [
     "render_markdown",
     "render_latex",
     "render_csv",
+    "resolution",
+    "final",
     "compare",
     "compare_match",
     "compare_tests",
