@@ -19,6 +19,7 @@ def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(warmup, "_TRAINED", {})
 
 
+@pytest.mark.slow
 def test_model_state_is_reproducible_and_training_raises_the_elbo() -> None:
     start = vae("bernoulli-vae", **SMALL)
     trained = vae("bernoulli-vae", **SMALL, steps=150)

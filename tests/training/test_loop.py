@@ -38,6 +38,7 @@ def test_a_run_is_evaluated_at_step_0_every_eval_every_steps_and_at_the_end() ->
     assert all(b.seconds > a.seconds for a, b in itertools.pairwise(points))
 
 
+@pytest.mark.slow
 def test_same_seed_same_curve_and_every_estimator_starts_from_the_same_model() -> None:
     first, again = curve("gumbel"), curve("gumbel")
     assert timeless(first) == timeless(again)
@@ -47,6 +48,7 @@ def test_same_seed_same_curve_and_every_estimator_starts_from_the_same_model() -
     assert timeless(curve("gumbel", seed=1))[0] != timeless(first)[0]  # the seed is the initialisation
 
 
+@pytest.mark.slow
 def test_training_raises_the_elbo_and_a_sign_flipped_gradient_lowers_it(monkeypatch: pytest.MonkeyPatch) -> None:
     good = curve("gumbel")
     assert good[-1].eval_elbo > good[0].eval_elbo + 10 * good[0].eval_elbo_se

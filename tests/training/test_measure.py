@@ -149,6 +149,7 @@ def test_without_an_exact_truth_the_truth_columns_are_empty_and_the_rest_is_run_
         assert all(math.isnan(float(row[c])) for c in ("exact", "exact_se", "bias", "bias_hi", "mse", "cosine"))  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_off_the_initial_state_unbiased_estimators_pass_a_flipped_one_fails_and_the_truth_is_the_state_s(
     registered: None,
 ) -> None:
