@@ -84,10 +84,28 @@ def run_command(
         typer.Option("--param", "-p", help="Task parameter key=value; a comma list sweeps (repeatable)."),
     ] = None,
     samples: Annotated[
-        int | None, typer.Option("--samples", "-K", help="Independent estimates per cell (K >= 2). [default: 1000]")
+        str | None,
+        typer.Option(
+            "--samples",
+            "-K",
+            help="Independent estimates per cell (K >= 2; a comma list sweeps; the start with --target-rel-ci)."
+            " [default: 1000]",
+        ),
     ] = None,
     batch: Annotated[
-        int | None, typer.Option("--batch", "-n", help="Samples inside each estimate (n >= 1). [default: 1]")
+        str | None,
+        typer.Option("--batch", "-n", help="Samples inside each estimate (n >= 1; a comma list sweeps). [default: 1]"),
+    ] = None,
+    target_rel_ci: Annotated[
+        float | None,
+        typer.Option(
+            "--target-rel-ci",
+            help="Adaptive K: double each cell's K until its variance CI's (hi-lo)/2/value is below this (all groups).",
+        ),
+    ] = None,
+    max_samples: Annotated[
+        int | None,
+        typer.Option("--max-samples", help="Adaptive K's cap (needs --target-rel-ci). [default: 100 x K]"),
     ] = None,
     seed: Annotated[int, typer.Option(help="Base seed; each cell derives its own generator from it.")] = 0,
     suite: Annotated[
@@ -130,9 +148,11 @@ def run_command(
             task=task,
             estimators=estimator,
             params=parse_task_params(param, task or "gaussian") if param else None,
-            samples=samples,
-            batch=batch,
+            samples=parse_counts(samples, "--samples", "1000 or 100,1000"),
+            batch=parse_counts(batch, "--batch", "1 or 1,2,4,8"),
             seed=seed,
+            target_rel_ci=target_rel_ci,
+            max_samples=max_samples,
             suite=suite,
             device=device,
             out=out if out is not None or resume is not None else Path("results"),
@@ -146,6 +166,17 @@ def run_command(
             on_cell=on_cell,
         )
     print_outcome(run, metric, quiet)
+
+
+def parse_counts(text: str | None, flag: str, example: str) -> int | list[int] | None:
+    """``-n 4`` or ``-n 1,2,4,8`` as an integer or a list of them; a :class:`UsageError` otherwise."""
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: expected an integer or a comma list of integers, e.g. {example}") from None
+    return values[0] if len(values) == 1 else values
 
 
 @contextmanager

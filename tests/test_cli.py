@@ -164,7 +164,7 @@ BAD_INPUTS = [
     (["run", "-t", "discrete-vae", "-e", "gumbel:tau=0"], "tau='0' is out of range; expected a number > 0"),
     (["run", "--metric", "speed"], "valid choices: variance"),
     (["run", "--level", "95"], "--level 95.0"),
-    (["run", "-K", "ten"], "Invalid value for '--samples'"),
+    (["run", "-K", "ten"], "--samples 'ten': expected an integer or a comma list of integers"),
     (["run", "--bogus"], "No such option"),
     (["list", "--task", "nope"], "unknown task 'nope'"),
     (["frobnicate"], "No such command"),

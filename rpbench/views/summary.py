@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import pandas as pd
 from rich.table import Table
 
+from rpbench.columns import ADAPTIVE_KEY
 from rpbench.views.constants import HIGHER_IS_BETTER, NO_BEST, RUN_KEY_NAMES, SHOWN_METRICS, check_choice
 from rpbench.views.labels import estimator_labels, format_value, is_true, settings_text, short_number
 from rpbench.views.loader import Run
@@ -20,6 +22,11 @@ def _cell(record: dict[str, object] | None, metric: str, best: float | None) -> 
     return f"[bold green]{text}[/]" if best is not None and value == best else text
 
 
+def _budget_text(row: Mapping[str, object] | pd.Series, keys: list[str], sep: str) -> str:
+    """``K=1000, n=4`` (``K0`` for adaptive K's starting K)."""
+    return sep.join(f"{RUN_KEY_NAMES.get(k, k)}={format_value(row[k])}" for k in keys)
+
+
 def _task_tables(frame: pd.DataFrame, metric: str, task_params: list[str], estimator_params: list[str]) -> list[Table]:
     """The tables of one task's rows (see :func:`summary_tables`)."""
     frame = frame.reset_index(drop=True)
@@ -27,11 +34,21 @@ def _task_tables(frame: pd.DataFrame, metric: str, task_params: list[str], estim
     frame["_label"] = estimator_labels(frame, [p for p in estimator_params if frame[p].notna().any()])
     varying = [p for p in params if frame[p].nunique(dropna=False) > 1]
     fixed = [p for p in params if p not in varying]
-    frame["_config"] = [settings_text(r, varying, sep=" ") or "default" for r in frame.to_dict("records")]
+    # A budget key that varies (a list of n or K) tells lines apart; with adaptive K the K reached
+    # (``samples``) is an outcome and the starting K (``start_samples``) the key.
+    adaptive = ADAPTIVE_KEY in frame.columns
+    budget_keys = [ADAPTIVE_KEY if adaptive else "samples", "batch"]
+    swept = [k for k in budget_keys if frame[k].nunique(dropna=False) > 1]
+    texts = [(settings_text(r, varying, sep=" "), _budget_text(r, swept, " ")) for r in frame.to_dict("records")]
+    frame["_config"] = [" ".join(part for part in pair if part) or "default" for pair in texts]
     labels = list(dict.fromkeys(frame["_label"]))
     better = max if metric in HIGHER_IS_BETTER else min
     first = frame.iloc[0]
-    budget = ", ".join(f"{RUN_KEY_NAMES[k]}={format_value(first[k])}" for k in ("samples", "batch"))
+    budget = _budget_text(first, [k for k in budget_keys if k not in swept], ", ")
+    if adaptive:
+        reached = sorted(frame["samples"].dropna().astype(int).unique())
+        span = f"{reached[0]}" if len(reached) == 1 else f"{reached[0]}–{reached[-1]}"
+        budget = ", ".join(part for part in (budget, f"K reached {span}") if part)
     caption = f"{first['task']}: " + ", ".join([p for p in [settings_text(first, fixed)] if p] + [budget])
     tables = []
     for group, by_group in frame.groupby("group", sort=False):
