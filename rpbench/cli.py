@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from rpbench import api
+from rpbench.columns import TARGET_REACHED
 from rpbench.errors import UsageError
 from rpbench.results import RESULTS_FILE, write_atomic
 from rpbench.runner import parse_task_params
@@ -213,6 +214,7 @@ def print_outcome(run: Run, metric: str, quiet: bool) -> None:
             f"[yellow]skipped {len(skipped)} estimator/configuration pairs that do not apply "
             f"(see {run.path / 'run.json' if run.path else 'run.meta'}), e.g. {skipped[0]}[/]"
         )
+    adaptive_line(run)
     console.print(f"wrote {len(run.results)} rows to {run.path / RESULTS_FILE if run.path else 'memory'}")
     failed = run.results[run.results["status"] == "failed"]
     if len(failed):
@@ -220,6 +222,23 @@ def print_outcome(run: Run, metric: str, quiet: bool) -> None:
             console.print(f"[red]failed: {row['task']} {row['estimator']} group {row['group']}: {row['error']}[/]")
         console.print(f"[red]{len(failed)} rows failed (status=failed in the CSV); the rest of the sweep completed[/]")
         raise typer.Exit(1)
+
+
+def adaptive_line(run: Run) -> None:
+    """With adaptive K: how many cells met the target, the K they reached, and which hit the cap."""
+    if TARGET_REACHED not in run.results.columns:
+        return
+    ok = run.results[(run.results["status"] == "ok") & run.results[TARGET_REACHED].notna()]
+    if ok.empty:
+        return
+    cells = ok.groupby("cell_seed", sort=False).agg(reached=(TARGET_REACHED, "all"), samples=("samples", "first"))
+    met, short = cells[cells["reached"]], cells[~cells["reached"]]
+    span = f"K {int(cells['samples'].min())}–{int(cells['samples'].max())}"
+    line = f"adaptive K: {len(met)} of {len(cells)} cells met the target ({span})"
+    if len(short):
+        first = ok[ok["cell_seed"] == short.index[0]].iloc[0]
+        line += f"; {len(short)} stopped at the cap (K={int(first['samples'])}) short of it, e.g. {first['estimator']}"
+    console.print(f"[yellow]{line}[/]" if len(short) else line)
 
 
 @app.command("train")

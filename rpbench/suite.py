@@ -88,40 +88,45 @@ def as_list(value: int | list[int]) -> list[int]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def check_budget(entry: Entry, names: dict[str, str]) -> None:
-    """A :class:`UsageError` naming the option (``names``: option → how to cite it) that is out of range.
+def check_budget(entry: Entry, names: Mapping[str, str], where: str = "") -> None:
+    """A :class:`UsageError` naming the option that is out of range (``names``: option → how to cite
+    it, e.g. ``--samples``; ``where`` goes before it, e.g. the suite entry).
 
     K >= 2 and n >= 1 (each value of a list, none listed twice), repeats >= 1, and for adaptive K:
     a target > 0, a cap >= every starting K, and no cap without a target.
     """
+
+    def name(key: str) -> str:
+        return f"{where}{names[key]}"
+
     for key, values, low, need in (
         ("samples", entry.sample_sizes, 2, "K >= 2 independent estimates to measure a variance"),
         ("batch", entry.batch_sizes, 1, "n >= 1 samples per estimate"),
     ):
         if not values:
-            raise UsageError(f"{names[key]}: empty list; give at least one value")
+            raise UsageError(f"{name(key)}: empty list; give at least one value")
         for value in values:
             if value < low:
-                raise UsageError(f"{names[key]} {value}: need {need}")
+                raise UsageError(f"{name(key)} {value}: need {need}")
         twice = sorted({v for v in values if values.count(v) > 1})
         if twice:
-            raise UsageError(f"{names[key]} {','.join(map(str, values))}: {twice[0]} is listed twice")
+            raise UsageError(f"{name(key)} {','.join(map(str, values))}: {twice[0]} is listed twice")
     if entry.repeats < 1:
-        raise UsageError(f"{names['repeats']} {entry.repeats}: need at least 1 timed repeat")
+        raise UsageError(f"{name('repeats')} {entry.repeats}: need at least 1 timed repeat")
     target, cap = entry.target_rel_ci, entry.max_samples
     if target is not None and not (0.0 < target < math.inf):
         raise UsageError(
-            f"{names['target_rel_ci']} {target}: need a relative half-width > 0, e.g. 0.1 (the interval within ±10 %)"
+            f"{name('target_rel_ci')} {target}: need a relative half-width > 0, e.g. 0.1 (the interval within ±10 %)"
         )
     if cap is not None:
         if target is None:
             raise UsageError(
-                f"{names['max_samples']} {cap} caps adaptive K; give {names['target_rel_ci']} too (or drop it)"
+                f"{name('max_samples')} {cap} caps adaptive K; give {names['target_rel_ci']} too, or drop it"
             )
         start = max(entry.sample_sizes)
         if cap < start:
             raise UsageError(
-                f"{names['max_samples']} {cap} is below the starting K ({names['samples']} {start}); "
+                f"{name('max_samples')} {cap} is below the starting K ({names['samples']} {start}); "
                 f"give a cap >= {start}"
             )
 
@@ -190,7 +195,7 @@ def _entry(raw: Mapping[str, object], defaults: Mapping[str, object], where: str
         target_rel_ci=None if target is None else float(target),
         max_samples=None if cap is None else _int(cap, f"{where}.max_samples", 2),
     )
-    check_budget(entry, {key: f"{where}.{key} =" for key in BUDGET_KEYS})
+    check_budget(entry, {key: f"{key} =" for key in BUDGET_KEYS}, f"{where}.")
     return entry
 
 
