@@ -154,11 +154,11 @@ def plan(
             applies = [n for n in batches if reasons[n][i] is None]
             if applies:
                 chosen[i].append((cls(config), applies))
-            skipped += [
-                f"{where}: {reasons[n][i]}" if len(batches) == 1 else f"{where} at n={n}: {reasons[n][i]}"
-                for n in batches
-                if reasons[n][i] is not None
-            ]
+            why_not = {n: reasons[n][i] for n in batches if reasons[n][i] is not None}
+            if not applies and len(set(why_not.values())) == 1:  # the same reason at every n: said once
+                skipped.append(f"{where}: {why_not[batches[0]]}")
+            else:
+                skipped += [f"{where} at n={n}: {why}" for n, why in why_not.items()]
     pairs = [(Cell(tasks[i], estimator), applies) for i, here in chosen.items() for estimator, applies in here]
     if not pairs:
         raise UsageError(f"no estimator applies to task {task_name} with these settings")

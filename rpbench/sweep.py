@@ -139,9 +139,11 @@ def single_entry(
         batch=_budget_value(1 if batch is None else batch, "--batch"),
         seeds=[seed],
         repeats=3 if repeats is None else repeats,
-        target_rel_ci=None if target_rel_ci is None else float(target_rel_ci),
+        target_rel_ci=_number(target_rel_ci, "--target-rel-ci"),
         max_samples=max_samples,
     )
+    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, int)):
+        raise UsageError(f"--max-samples {max_samples!r}: expected an integer >= K, e.g. 100000")
     check_budget(entry, OPTION_NAMES)
     return entry
 
@@ -156,8 +158,18 @@ OPTION_NAMES = {
 """How the budget's errors cite the options of ``rpbench run``."""
 
 
+def _number(value: object, flag: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UsageError(f"{flag} {value!r}: expected a number > 0, e.g. 0.1")
+    return float(value)
+
+
 def _budget_value(value: int | Sequence[int], flag: str) -> int | list[int]:
     """An integer or a list of integers (one value: the integer itself, as a single run records it)."""
+    if isinstance(value, str):
+        raise UsageError(f"{flag} {value!r}: expected an integer or a list of integers, e.g. 1,2,4,8")
     values = [value] if isinstance(value, int) else list(value)
     if not values:
         raise UsageError(f"{flag}: empty list; give at least one value")

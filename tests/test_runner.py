@@ -133,6 +133,9 @@ def test_a_list_of_n_plans_each_cell_where_it_applies_and_skips_the_rest() -> No
     assert the_plan.cells_at(1) == [0] and the_plan.cells_at(2) == the_plan.cells_at(4) == [0, 1]
     assert len(the_plan.skipped) == 1 and the_plan.skipped[0].startswith("score+loo on gaussian(")
     assert " at n=1: needs --batch >= 2" in the_plan.skipped[0]
+    step = plan("gaussian", {"fn": ["step"], "sigma": ["1"], "k": ["1"]}, parse_estimators(["all"]), [1, 2], CPU)
+    delta = [reason for reason in step.skipped if reason.startswith("score+delta on")]
+    assert len(delta) == 1 and " at n=" not in delta[0] and "needs differentiable" in delta[0]  # said once
     single = plan("gaussian", {"fn": ["cos"], "sigma": ["1"], "k": ["1"]}, parse_estimators(["score"]), 1, CPU)
     assert single.cells_at(1) == [0] and single.cells_at(7) == [0]  # one n: every cell (the training runs' plans)
     with pytest.raises(UsageError, match="score\\+loo does not apply to task gaussian: needs --batch >= 2"):

@@ -92,6 +92,9 @@ def test_resume_reads_the_runs_own_options_and_refuses_a_damaged_sidecar(tmp_pat
         ({"batch": [1, 2, 1]}, "--batch 1,2,1: 1 is listed twice"),
         ({"batch": []}, "--batch: empty list"),
         ({"batch": [1.5]}, "--batch 1.5: expected an integer or a list of integers"),
+        ({"batch": "1,2"}, "--batch '1,2': expected an integer or a list of integers"),
+        ({"target_rel_ci": "0.1"}, "--target-rel-ci '0.1': expected a number > 0"),
+        ({"target_rel_ci": 0.1, "max_samples": 1e5}, "--max-samples 100000.0: expected an integer >= K"),
     ],
 )
 def test_single_entry_refuses_a_bad_budget_in_one_line(kwargs: dict, message: str) -> None:
