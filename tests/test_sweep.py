@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -132,3 +134,16 @@ def test_lists_of_n_and_k_make_one_cell_each_with_the_seed_a_single_value_gives(
         (alone,) = all_jobs([single], plan_entries([single], torch.device("cpu"), None))
         assert alone.cell_seed == job.cell_seed  # today's seed for that one n and K
     assert len({job.cell_seed for job in jobs}) == len(jobs)
+
+
+def test_a_run_mixing_fixed_and_adaptive_entries_gives_every_row_its_starting_k() -> None:
+    params = {"fn": ["cos"], "sigma": ["1"], "k": ["1"]}
+    fixed = single_entry("gaussian", ["score"], params, 60, 1, 0, 1)
+    adaptive = single_entry("gaussian", ["pathwise"], params, 60, 1, 0, 1, 0.2, 480)
+    outcome = execute(Resolved([fixed, adaptive], "mixed"), None)
+    assert outcome.results_text is not None
+    table = pd.read_csv(io.StringIO(outcome.results_text))
+    assert (table["start_samples"] == 60).all()
+    assert table.loc[table["estimator"] == "score", "samples"].eq(60).all()
+    assert table.loc[table["estimator"] == "score", "target_reached"].isna().all()  # a fixed K: no target
+    assert table.loc[table["estimator"] == "pathwise", "target_reached"].notna().all()
