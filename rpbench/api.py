@@ -34,10 +34,12 @@ def run(
     task: str | None = None,
     estimators: str | Sequence[str] | None = None,
     params: Params | None = None,
-    samples: int | None = None,
-    batch: int | None = None,
+    samples: int | Sequence[int] | None = None,
+    batch: int | Sequence[int] | None = None,
     seed: int = 0,
     *,
+    target_rel_ci: float | None = None,
+    max_samples: int | None = None,
     suite: str | Path | Mapping[str, object] | None = None,
     device: str = "cpu",
     out: str | Path | None = None,
@@ -55,7 +57,12 @@ def run(
     ``task``, ``estimators`` (``"all"``, ``"score,pathwise"``, ``"score+ma:decay=0.9,0.99"`` or a
     list of such), ``params`` (``{"sigma": [1.0, 2.0], "fn": "cos"}``: a list sweeps), ``samples``
     (K, default 1000), ``batch`` (n, default 1), ``seed`` and ``repeats`` (timed repeats, default
-    3) define one entry; ``suite`` (a TOML file, or a mapping of its shape) defines several instead.
+    3) define one entry; ``samples`` and ``batch`` may be lists (``batch=[1, 2, 4, 8]``: one cell per
+    value, each with the seed a single value would give it).  ``target_rel_ci`` (adaptive K) doubles
+    each cell's K from ``samples`` until its variance interval's relative half-width ``(hi − lo) / 2 /
+    value`` is below it in every group, or until ``max_samples`` (default 100 × ``samples``); the
+    rows' ``samples`` is then the K reached.  ``suite`` (a TOML file, or a mapping of its shape)
+    defines several entries instead.
     ``out`` is the folder under which a new run folder is written (``None``: nothing is written;
     the results stay in memory).  ``resume`` finishes an interrupted run folder as it was planned.
     ``workers``/``scheduler`` run cells on Dask.  ``on_cell`` is called with a
@@ -72,6 +79,8 @@ def run(
         "--samples": samples,
         "--batch": batch,
         "--repeats": repeats,
+        "--target-rel-ci": target_rel_ci,
+        "--max-samples": max_samples,
     }
     if resume is not None:
         if any(value is not None for value in (*given.values(), suite, max_memory, out)):
@@ -86,7 +95,8 @@ def run(
             raise UsageError(f"--suite {suite} defines tasks, estimators and budgets; drop {', '.join(extra)}")
         entries, label, where = resolve_suite(suite)
     else:
-        entry = single_entry(task, _estimator_list(estimators), _param_lists(params), samples, batch, seed, repeats)
+        lists = _estimator_list(estimators), _param_lists(params)
+        entry = single_entry(task, *lists, samples, batch, seed, repeats, target_rel_ci, max_samples)
         entries, label, where = [entry], entry.task, None
     resolved = Resolved(entries, label, where, device, level, plugins=list(plugins))
     if memory is not None:

@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from rpbench import api
+from rpbench.columns import TARGET_REACHED
 from rpbench.errors import UsageError
 from rpbench.results import RESULTS_FILE, write_atomic
 from rpbench.runner import parse_task_params
@@ -84,10 +85,28 @@ def run_command(
         typer.Option("--param", "-p", help="Task parameter key=value; a comma list sweeps (repeatable)."),
     ] = None,
     samples: Annotated[
-        int | None, typer.Option("--samples", "-K", help="Independent estimates per cell (K >= 2). [default: 1000]")
+        str | None,
+        typer.Option(
+            "--samples",
+            "-K",
+            help="Independent estimates per cell (K >= 2; a comma list sweeps; the start with --target-rel-ci)."
+            " [default: 1000]",
+        ),
     ] = None,
     batch: Annotated[
-        int | None, typer.Option("--batch", "-n", help="Samples inside each estimate (n >= 1). [default: 1]")
+        str | None,
+        typer.Option("--batch", "-n", help="Samples inside each estimate (n >= 1; a comma list sweeps). [default: 1]"),
+    ] = None,
+    target_rel_ci: Annotated[
+        float | None,
+        typer.Option(
+            "--target-rel-ci",
+            help="Adaptive K: double each cell's K until its variance CI's (hi-lo)/2/value is below this (all groups).",
+        ),
+    ] = None,
+    max_samples: Annotated[
+        int | None,
+        typer.Option("--max-samples", help="Adaptive K's cap (needs --target-rel-ci). [default: 100 x K]"),
     ] = None,
     seed: Annotated[int, typer.Option(help="Base seed; each cell derives its own generator from it.")] = 0,
     suite: Annotated[
@@ -130,9 +149,11 @@ def run_command(
             task=task,
             estimators=estimator,
             params=parse_task_params(param, task or "gaussian") if param else None,
-            samples=samples,
-            batch=batch,
+            samples=parse_counts(samples, "--samples", "1000 or 100,1000"),
+            batch=parse_counts(batch, "--batch", "1 or 1,2,4,8"),
             seed=seed,
+            target_rel_ci=target_rel_ci,
+            max_samples=max_samples,
             suite=suite,
             device=device,
             out=out if out is not None or resume is not None else Path("results"),
@@ -146,6 +167,17 @@ def run_command(
             on_cell=on_cell,
         )
     print_outcome(run, metric, quiet)
+
+
+def parse_counts(text: str | None, flag: str, example: str) -> int | list[int] | None:
+    """``-n 4`` or ``-n 1,2,4,8`` as an integer or a list of them; a :class:`UsageError` otherwise."""
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: expected an integer or a comma list of integers, e.g. {example}") from None
+    return values[0] if len(values) == 1 else values
 
 
 @contextmanager
@@ -182,6 +214,7 @@ def print_outcome(run: Run, metric: str, quiet: bool) -> None:
             f"[yellow]skipped {len(skipped)} estimator/configuration pairs that do not apply "
             f"(see {run.path / 'run.json' if run.path else 'run.meta'}), e.g. {skipped[0]}[/]"
         )
+    adaptive_line(run)
     console.print(f"wrote {len(run.results)} rows to {run.path / RESULTS_FILE if run.path else 'memory'}")
     failed = run.results[run.results["status"] == "failed"]
     if len(failed):
@@ -189,6 +222,23 @@ def print_outcome(run: Run, metric: str, quiet: bool) -> None:
             console.print(f"[red]failed: {row['task']} {row['estimator']} group {row['group']}: {row['error']}[/]")
         console.print(f"[red]{len(failed)} rows failed (status=failed in the CSV); the rest of the sweep completed[/]")
         raise typer.Exit(1)
+
+
+def adaptive_line(run: Run) -> None:
+    """With adaptive K: how many cells met the target, the K they reached, and which hit the cap."""
+    if TARGET_REACHED not in run.results.columns:
+        return
+    ok = run.results[(run.results["status"] == "ok") & run.results[TARGET_REACHED].notna()]
+    if ok.empty:
+        return
+    cells = ok.groupby("cell_seed", sort=False).agg(reached=(TARGET_REACHED, "all"), samples=("samples", "first"))
+    met, short = cells[cells["reached"]], cells[~cells["reached"]]
+    span = f"K {int(cells['samples'].min())}–{int(cells['samples'].max())}"
+    line = f"adaptive K: {len(met)} of {len(cells)} cells met the target ({span})"
+    if len(short):
+        first = ok[ok["cell_seed"] == short.index[0]].iloc[0]
+        line += f"; {len(short)} stopped at the cap (K={int(first['samples'])}) short of it, e.g. {first['estimator']}"
+    console.print(f"[yellow]{line}[/]" if len(short) else line)
 
 
 @app.command("train")

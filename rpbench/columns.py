@@ -22,12 +22,17 @@ IDENTITY: tuple[str, ...] = ("task", "estimator", "biased", "group")
 """What is measured: the task family, the estimator, whether it is biased by construction, the group."""
 RUN_KEYS: tuple[str, ...] = ("samples", "batch", "seed", "device")
 """The budget and where it ran: K, n, the run's seed, the device."""
+ADAPTIVE_KEY = "start_samples"
+"""Adaptive K (``--target-rel-ci``): the K a cell started at, a run key (its seed derives from it),
+while ``samples`` holds the K reached, an outcome."""
+TARGET_REACHED = "target_reached"
+"""Adaptive K: whether every group's variance interval met ``--target-rel-ci`` before ``--max-samples``."""
 CELL_ID = "cell_seed"
 """The seed of the cell's generator: also its identity when a run is resumed."""
 
 OUTCOME: tuple[str, ...] = ("status", "error", "truth", "exact_se")
 """How the cell went: ``ok``/``failed``, the error, the kind of truth and its SE (then
-``setup_seconds`` and ``chunk``, the estimates per chunk)."""
+``setup_seconds`` and ``chunk``, the estimates per chunk, the largest one with adaptive K)."""
 
 METRICS: tuple[str, ...] = (
     "mean",
@@ -68,7 +73,8 @@ def metric_columns() -> tuple[str, ...]:
 
 
 RESERVED: frozenset[str] = frozenset(
-    {*IDENTITY, *RUN_KEYS, CELL_ID, *OUTCOME, "setup_seconds", "chunk", *metric_columns(), "coord"}
+    {*IDENTITY, *RUN_KEYS, ADAPTIVE_KEY, CELL_ID, *OUTCOME, "setup_seconds", "chunk", TARGET_REACHED}
+    | {*metric_columns(), "coord"}
 )
 """Names no task or estimator parameter may take: they are columns of every row already."""
 
@@ -96,9 +102,12 @@ _OUTCOME_TYPES = {"status": "str", "error": "str", "truth": "str", "exact_se": "
 
 
 def result_columns(
-    task_params: Iterable[tuple[str, type]], estimator_params: Iterable[tuple[str, type]]
+    task_params: Iterable[tuple[str, type]], estimator_params: Iterable[tuple[str, type]], adaptive: bool = False
 ) -> list[Column]:
     """Every column of a run's ``results.csv``, in order, for its task and estimator parameters.
+
+    ``adaptive`` (a run with adaptive K): ``samples`` is the K reached, an outcome, followed by
+    the key :data:`ADAPTIVE_KEY` (the starting K), and :data:`TARGET_REACHED` follows ``chunk``.
 
     Parameters come as ``(name, type)`` pairs in first-seen order (a name seen twice keeps its
     first place).  A name that is both a task and an estimator parameter, or a run column, would
@@ -110,12 +119,17 @@ def result_columns(
         raise ValueError(f"parameter name(s) {', '.join(clash)} would name two columns of results.csv")
     columns = [Column(name, "key", "bool" if name == "biased" else "str", "identity") for name in IDENTITY]
     columns += [Column(name, "key", "str" if name == "device" else "int", "run") for name in RUN_KEYS]
+    if adaptive:
+        at = len(IDENTITY)
+        columns[at : at + 1] = [Column("samples", "outcome", "int"), Column(ADAPTIVE_KEY, "key", "int", "run")]
     columns += [Column(n, "key", _typed(t), "task") for n, t in tasks.items()]
     columns += [Column(n, "key", _typed(t), "estimator") for n, t in estimators.items()]
     columns.append(Column(CELL_ID, "outcome", "int"))
     columns += [Column(name, "outcome", _OUTCOME_TYPES[name]) for name in OUTCOME]
     columns.append(Column("setup_seconds", "timing", "float"))
     columns.append(Column("chunk", "outcome", "int"))
+    if adaptive:
+        columns.append(Column(TARGET_REACHED, "outcome", "bool"))
     for name in metric_columns():
         base, _, end = name.rpartition("_")
         if end in ("lo", "hi") and base in METRICS:

@@ -1,6 +1,6 @@
 """Run a sweep's cells in parallel on a Dask cluster (``--workers N`` or ``--scheduler ADDR|auto``).
 
-Each cell is shipped as (entry, cell index, seed): the worker plans the entry itself (planning is
+Each cell is shipped as (entry, cell index, seed, K, n): the worker plans the entry itself (planning is
 deterministic and cached per worker process) and measures that one cell with the same code as a
 serial run.  Every cell derives its generator from its own definition, so the rows do not depend
 on the number or kind of workers; results are handed back in plan order, so the CSV is the same
@@ -27,11 +27,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Job:
-    """One cell to measure: which entry of the run, which of its cells, which seed."""
+    """One cell to measure: which entry of the run, which of its cells, which seed, K and n."""
 
     entry: Entry
     index: int
     seed: int
+    samples: int
+    batch: int
 
 
 _PLANS: dict[tuple[str, str, tuple[str, ...]], Plan] = {}
@@ -49,7 +51,7 @@ def _plan(entry: Entry, device: str, plugins: tuple[str, ...]) -> Plan:
         for plugin in plugins:
             load_plugin(plugin)
         requests = parse_estimators(entry.estimators)
-        _PLANS[key] = plan(entry.task, entry.params, requests, entry.batch, resolve_device(device))
+        _PLANS[key] = plan(entry.task, entry.params, requests, entry.batch_sizes, resolve_device(device))
     return _PLANS[key]
 
 
@@ -73,13 +75,15 @@ def measure_job(
     params = plan_estimator_params(the_plan.cells)
     (result,) = execute(
         [cell],
-        entry.samples,
-        entry.batch,
+        job.samples,
+        job.batch,
         job.seed,
         entry.repeats,
         level,
         estimator_params=params,
         max_memory=max_memory,
+        target_rel_ci=entry.target_rel_ci,
+        max_samples=entry.max_samples,
     )
     coords = {g: {k: v.cpu() for k, v in c.items()} for g, c in result.coords.items()}
     return result.rows, coords

@@ -7,10 +7,12 @@ numbers do not depend on run order, on the other cells of a sweep, or on how man
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -91,7 +93,39 @@ class Draw:
     seconds: list[float]
     setup_seconds: float = 0.0
     chunk: int = 0
-    """Estimates per chunk (the last may hold fewer)."""
+    """Estimates per chunk (the last may hold fewer; with adaptive K the largest chunk)."""
+    target_reached: bool | None = None
+    """Adaptive K: whether ``enough`` held at the K drawn (``None`` for a fixed K)."""
+
+    @property
+    def samples(self) -> int:
+        """K: the estimates drawn (with adaptive K, the K reached)."""
+        return next(iter(self.moments.values())).k
+
+
+Enough = Callable[[dict[str, GroupMoments]], bool]
+"""Adaptive K's stopping rule: ``True`` when the statistics of the K drawn so far are precise enough."""
+
+
+def growth_schedule(samples: int, max_samples: int) -> list[int]:
+    """Adaptive K's schedule: K, 2K, 4K, … while below ``max_samples``, then ``max_samples`` itself."""
+    schedule = [samples]
+    while schedule[-1] < max_samples:
+        schedule.append(min(2 * schedule[-1], max_samples))
+    return schedule
+
+
+def chunk_layout(schedule: Sequence[int], first: int, most: int) -> list[int]:
+    """The chunk sizes that draw the K values of ``schedule`` one after another: the first K in chunks
+    of ``first`` (as a fixed-K draw would), each further K's new estimates in chunks of at most ``most``.
+
+    Every K of the schedule ends on a chunk boundary, so its estimates are the first chunks of the
+    next one's (chunk ``i`` has its own seed, :func:`chunk_seed`).
+    """
+    sizes = [min(first, schedule[0] - begin) for begin in range(0, schedule[0], first)]
+    for previous, total in itertools.pairwise(schedule):
+        sizes += [min(most, total - begin) for begin in range(previous, total, most)]
+    return sizes
 
 
 def draw_estimates(
@@ -103,6 +137,8 @@ def draw_estimates(
     repeats: int = 3,
     exact: Mapping[str, torch.Tensor] | None = None,
     max_memory: int = DEFAULT_MAX_MEMORY,
+    max_samples: int | None = None,
+    enough: Enough | None = None,
 ) -> Draw:
     """The cell's K estimates, reduced to :class:`~rpbench.moments.GroupMoments`, then ``repeats``
     timed re-runs of the same computation.
@@ -113,19 +149,72 @@ def draw_estimates(
     same seeds and centres them on the mean (``exact``, per group, enters there).  Each timed
     repeat re-seeds every chunk, so it does exactly the same work; timing covers noise
     generation and the estimator, with the device synchronised before and after.
+
+    Adaptive K (``enough`` and ``max_samples`` given): K grows along :func:`growth_schedule` from
+    ``samples`` (the first K drawn exactly as a fixed-K draw of ``samples``), each step adding
+    chunks (:func:`chunk_layout`) and reducing all K drawn so far again, until ``enough`` holds
+    or K reaches ``max_samples``.  Chunks are kept in memory between steps while they fit in
+    ``max_memory`` (else redrawn from their seeds: the same numbers).  The timed repeats redraw
+    the K reached, all its chunks, so ``seconds / K`` is the cost of one estimate at that K; the
+    steps before it are not timed.
     """
     start = time.perf_counter()
     estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ PREPARE_STREAM))
     synchronize(task.device)
     setup = time.perf_counter() - start
+    adaptive = enough is not None and max_samples is not None
+    schedule = growth_schedule(samples, max_samples) if adaptive and max_samples is not None else [samples]
     chunk = chunk_size(task, estimator, samples, batch, max_memory)
-    sizes = [min(chunk, samples - begin) for begin in range(0, samples, chunk)]
+    most = chunk_size(task, estimator, schedule[-1], batch, max_memory)
+    sizes = chunk_layout(schedule, chunk, most)
+    held: dict[int, dict[str, list[torch.Tensor]]] = {}
 
     def once(index: int) -> dict[str, list[torch.Tensor]]:
         generator = torch.Generator(device=task.device).manual_seed(chunk_seed(seed, index))
         return group_blocks(estimator.estimate(task, sizes[index], batch, generator))
 
-    first = once(0)
+    def blocks_at(index: int, total: int) -> dict[str, list[torch.Tensor]]:
+        """Chunk ``index``: kept while the K drawn fits in one chunk's memory (``most``), else redrawn."""
+        if index in held:
+            return held[index]
+        blocks = once(index)
+        if total <= most:
+            held[index] = blocks
+        return blocks
+
+    ends = list(itertools.accumulate(sizes))
+    reached: bool | None = None
+    count = 0
+    for total in schedule:
+        count = ends.index(total) + 1
+        moments = reduce_chunks(count, total, functools.partial(blocks_at, total=total), exact)
+        if not adaptive or any(m.nonfinite for m in moments.values()):
+            break
+        assert enough is not None
+        reached = enough(moments)
+        if reached:
+            break
+    held.clear()
+    seconds = []
+    for _ in range(repeats):
+        synchronize(task.device)
+        start = time.perf_counter()
+        for index in range(count):
+            once(index)
+        synchronize(task.device)
+        seconds.append(time.perf_counter() - start)
+    return Draw(moments, seconds, setup, max(sizes[:count]), reached)
+
+
+def reduce_chunks(
+    count: int,
+    samples: int,
+    blocks_at: Callable[[int], dict[str, list[torch.Tensor]]],
+    exact: Mapping[str, torch.Tensor] | None,
+) -> dict[str, GroupMoments]:
+    """The two passes of :class:`~rpbench.moments.Moments` over chunks ``0 … count − 1`` (``samples`` in
+    all): the first sums them, the second centres them on the mean; one chunk is read once."""
+    first = blocks_at(0)
     moments = {
         group: Moments(
             [b.shape[1] for b in blocks],
@@ -135,24 +224,15 @@ def draw_estimates(
         )
         for group, blocks in first.items()
     }
-    for index in range(len(sizes)):
-        blocks = first if index == 0 else once(index)
+    for index in range(count):
+        blocks = first if index == 0 else blocks_at(index)
         for group, accumulator in moments.items():
             accumulator.add(blocks[group])
-    for index in range(len(sizes)):
-        blocks = first if len(sizes) == 1 else once(index)
+    for index in range(count):
+        blocks = first if count == 1 else blocks_at(index)
         for group, accumulator in moments.items():
             accumulator.add_centred(blocks[group])
-    del first, blocks
-    seconds = []
-    for _ in range(repeats):
-        synchronize(task.device)
-        start = time.perf_counter()
-        for index in range(len(sizes)):
-            once(index)
-        synchronize(task.device)
-        seconds.append(time.perf_counter() - start)
-    return Draw({group: m.result() for group, m in moments.items()}, seconds, setup, chunk)
+    return {group: m.result() for group, m in moments.items()}
 
 
 def estimate_all(task: Task, estimator: Estimator, samples: int, batch: int, seed: int) -> dict[str, torch.Tensor]:

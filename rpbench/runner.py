@@ -7,6 +7,7 @@ up front, so bad input fails before anything is computed or written.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,9 +18,11 @@ from rpbench import metrics
 from rpbench.columns import Column, result_columns
 from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, draw_estimates
 from rpbench.errors import UsageError, error_text
-from rpbench.estimators.base import Estimator
+from rpbench.estimators.base import Estimator, tree_leaves
+from rpbench.moments import GroupMoments
 from rpbench.params import Config, expand_grid, format_config, parse_assignment, resolve_grid, seed_config
 from rpbench.registry import ESTIMATORS, get_estimator, get_task, load_builtins
+from rpbench.suite import default_max_samples
 from rpbench.tasks.base import Task
 from rpbench.training import warm_up
 from rpbench.truth import Truth, se_norm, truth_of
@@ -94,16 +97,29 @@ class Plan:
 
     cells: list[Cell]
     skipped: list[str]
+    batches: dict[int, list[int]] = field(default_factory=dict)
+    """For each n planned, the indices of the cells that apply at that n (in cell order)."""
+
+    def cells_at(self, batch: int) -> list[int]:
+        """The indices of the cells measured at ``batch`` (every cell for a plan of one n)."""
+        return self.batches.get(batch, list(range(len(self.cells))))
 
 
 def plan(
     task_name: str,
     task_overrides: dict[str, list[str]],
     requests: Sequence[EstimatorRequest],
-    batch: int,
+    batch: int | Sequence[int],
     device: torch.device,
 ) -> Plan:
-    """Validate everything and list the cells; raise :class:`UsageError` on any bad input."""
+    """Validate everything and list the cells; raise :class:`UsageError` on any bad input.
+
+    ``batch`` may be a list of n (a sweep): a cell is a task configuration × an estimator
+    configuration that applies at some n, and :attr:`Plan.batches` says at which; what does not
+    apply at an n (e.g. ``min_batch``) is skipped there with its reason.  A named estimator that
+    applies at no n to no task configuration is an error.
+    """
+    batches = [batch] if isinstance(batch, int) else list(batch)
     task_cls = get_task(task_name)
     grid = resolve_grid(task_cls.params, task_overrides, f"task {task_name}")
     tasks = [task_cls(config, device) for config in expand_grid(grid)]
@@ -122,7 +138,7 @@ def plan(
         estimator_grid = resolve_grid(cls.params, request.overrides, f"estimator {cls.name}")
         wanted.extend((cls, config, True) for config in expand_grid(estimator_grid))
 
-    chosen: dict[int, list[Estimator]] = {i: [] for i in range(len(tasks))}
+    chosen: dict[int, list[tuple[Estimator, list[int]]]] = {i: [] for i in range(len(tasks))}
     skipped: list[str] = []
     seen: set[tuple[str, str]] = set()
     for cls, config, named in wanted:
@@ -130,18 +146,24 @@ def plan(
         if key in seen:
             continue
         seen.add(key)
-        reasons = [cls.why_not(t, batch) for t in tasks]
-        if named and all(reasons):
-            raise UsageError(f"estimator {cls.name} does not apply to task {task_name}: {reasons[0]}")
-        for i, why in enumerate(reasons):
-            if why is None:
-                chosen[i].append(cls(config))
+        reasons = {n: [cls.why_not(t, n) for t in tasks] for n in batches}
+        if named and all(all(why) for why in reasons.values()):
+            raise UsageError(f"estimator {cls.name} does not apply to task {task_name}: {reasons[batches[0]][0]}")
+        for i, task in enumerate(tasks):
+            where = f"{cls.name} on {task_name}({format_config(task.config)})"
+            applies = [n for n in batches if reasons[n][i] is None]
+            if applies:
+                chosen[i].append((cls(config), applies))
+            why_not = {n: reasons[n][i] for n in batches if reasons[n][i] is not None}
+            if not applies and len(set(why_not.values())) == 1:  # the same reason at every n: said once
+                skipped.append(f"{where}: {why_not[batches[0]]}")
             else:
-                skipped.append(f"{cls.name} on {task_name}({format_config(tasks[i].config)}): {why}")
-    cells = [Cell(tasks[i], estimator) for i, estimators in chosen.items() for estimator in estimators]
-    if not cells:
+                skipped += [f"{where} at n={n}: {why}" for n, why in why_not.items()]
+    pairs = [(Cell(tasks[i], estimator), applies) for i, here in chosen.items() for estimator, applies in here]
+    if not pairs:
         raise UsageError(f"no estimator applies to task {task_name} with these settings")
-    return Plan(cells, skipped)
+    at = {n: [j for j, (_, applies) in enumerate(pairs) if n in applies] for n in batches}
+    return Plan([cell for cell, _ in pairs], skipped, at)
 
 
 def plan_estimator_params(cells: Sequence[Cell]) -> list[str]:
@@ -179,18 +201,47 @@ def cell_keys(cell: Cell, samples: int, batch: int, seed: int, estimator_params:
     }
 
 
+def rel_half_width(value: float, lo: float, hi: float) -> float:
+    """An interval's relative half-width ``(hi − lo) / 2 / value`` (0 for a zero value: nothing to resolve)."""
+    return 0.0 if value == 0.0 else (hi - lo) / 2.0 / abs(value)
+
+
+ROUNDING = 100.0
+"""Adaptive K: a variance below ``(ROUNDING · ε · ‖mean‖)²`` (ε: the estimates' machine epsilon) is
+rounding noise of an exact estimator, with nothing to resolve (``score+delta`` on a quadratic)."""
+
+
+def target_met(moments: Mapping[str, GroupMoments], target: float, level: float, eps: float = 0.0) -> bool:
+    """Adaptive K's stopping rule: every group's variance interval (:func:`rpbench.metrics.summarize`'s
+    ``variance``, ``variance_lo``, ``variance_hi``) has a relative half-width below ``target``.
+
+    A group of variance 0 (an exact control variate: the relative width is undefined) counts as
+    met, and so does one whose variance is rounding noise (:data:`ROUNDING`, ``eps`` the
+    estimates' machine epsilon).
+    """
+    for group_moments in moments.values():
+        row = metrics.summarize(group_moments, None, [], level)
+        value = row["variance"]
+        if value <= (ROUNDING * eps) ** 2 * float(group_moments.mean.square().sum()):
+            continue
+        if not rel_half_width(value, row["variance_lo"], row["variance_hi"]) < target:
+            return False
+    return True
+
+
 def failed_rows(cell: Cell, keys: Mapping[str, object], message: str) -> list[dict[str, object]]:
     """A failed cell's rows: every configuration column, one row per group, ``status=failed``."""
     return [{**keys, "group": group, "status": "failed", "error": message} for group in cell.task.theta]
 
 
-def plan_columns(plans: Sequence[Plan]) -> list[Column]:
-    """Every column of a run's ``results.csv`` for its plans (one per entry), in CSV order."""
+def plan_columns(plans: Sequence[Plan], adaptive: bool = False) -> list[Column]:
+    """Every column of a run's ``results.csv`` for its plans (one per entry), in CSV order
+    (``adaptive``: with adaptive K's columns, :func:`rpbench.columns.result_columns`)."""
     task_params = [(p.name, p.kind) for the_plan in plans for cell in the_plan.cells for p in type(cell.task).params]
     estimator_params = [
         (p.name, p.kind) for the_plan in plans for cell in the_plan.cells for p in type(cell.estimator).params
     ]
-    return result_columns(task_params, estimator_params)
+    return result_columns(task_params, estimator_params, adaptive)
 
 
 @dataclass
@@ -213,6 +264,8 @@ def execute(
     estimator_params: Sequence[str] | None = None,
     max_memory: int = DEFAULT_MAX_MEMORY,
     truth_for: Callable[[Task], Truth | None] = truth_of,
+    target_rel_ci: float | None = None,
+    max_samples: int | None = None,
 ) -> Iterator[CellResult]:
     """Run the cells in order; yield each as soon as it is measured.
 
@@ -223,6 +276,11 @@ def execute(
     resulting chunk size, which, where K needs more than one, decides which noise each estimate sees.
     ``truth_for`` gives each cell's truth (:func:`rpbench.truth.truth_of`, exact or a cached
     reference; a measurement along a training trajectory passes the exact truth at the state alone).
+
+    Adaptive K (``target_rel_ci``): each cell starts at ``samples`` and doubles K (up to
+    ``max_samples``, default :func:`rpbench.suite.default_max_samples`) until :func:`target_met`;
+    its rows then hold the K reached in ``samples``, the starting K in ``start_samples`` (which,
+    with the rest of the cell, makes its seed) and ``target_reached``.
     """
     if samples < 2:
         raise UsageError(f"--samples {samples}: need at least 2 estimates to measure a variance")
@@ -234,14 +292,25 @@ def execute(
         if this_seed in done:
             continue
         keys = cell_keys(cell, samples, batch, seed, estimator_params)
+        if target_rel_ci is not None:
+            keys["start_samples"] = samples
         try:
             truth = truth_for(task)
             exact_of = None if truth is None else truth.gradient
-            draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats, exact_of, max_memory)
+            if target_rel_ci is None:
+                draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats, exact_of, max_memory)
+            else:
+                cap = default_max_samples(samples) if max_samples is None else max_samples
+                eps = torch.finfo(tree_leaves(task.theta)[0].dtype).eps
+                enough = functools.partial(target_met, target=target_rel_ci, level=level, eps=eps)
+                draw = draw_estimates(
+                    task, estimator, samples, batch, this_seed, repeats, exact_of, max_memory, cap, enough
+                )
+                keys |= {"samples": draw.samples, "target_reached": draw.target_reached}
             bad = {group: m.nonfinite for group, m in draw.moments.items()}
             if any(bad.values()):
                 raise FloatingPointError(
-                    "non-finite estimates: " + ", ".join(f"{g} {n} of {samples}" for g, n in bad.items() if n)
+                    "non-finite estimates: " + ", ".join(f"{g} {n} of {draw.samples}" for g, n in bad.items() if n)
                 )
         except Exception as exc:  # a failing cell is recorded and the sweep goes on
             yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {})

@@ -15,12 +15,19 @@ A suite is a list of entries, each one ``rpbench run`` invocation::
     params = { fn = ["quadratic", "cos", "step"], sigma = [1, 2], k = 0.5 }
     estimators = ["all"]         # the --estimator syntax, e.g. "score+ma:decay=0.5,0.9"
     samples = 1000               # any suite default may be overridden per entry
+    batch = [1, 2, 4, 8]         # a list sweeps n (or K): one cell per value
+
+    # adaptive K (optional): start at `samples`, double K until the variance interval's relative
+    # half-width is below target_rel_ci, or until max_samples (default 100 × samples)
+    target_rel_ci = 0.1
+    max_samples = 100000
 
 A bad file is a one-line error naming the file, the entry and key, and what was expected.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,8 +35,9 @@ from pathlib import Path
 
 from rpbench.errors import UsageError
 
-SUITE_KEYS = {"name", "description", "samples", "batch", "seeds", "repeats"}
-ENTRY_KEYS = {"task", "params", "estimators", "samples", "batch", "seeds", "repeats"}
+BUDGET_KEYS = {"samples", "batch", "seeds", "repeats", "target_rel_ci", "max_samples"}
+SUITE_KEYS = {"name", "description", *BUDGET_KEYS}
+ENTRY_KEYS = {"task", "params", "estimators", *BUDGET_KEYS}
 
 
 @dataclass
@@ -39,10 +47,88 @@ class Entry:
     task: str
     params: dict[str, list[str]] = field(default_factory=dict)
     estimators: list[str] = field(default_factory=lambda: ["all"])
-    samples: int = 1000
-    batch: int = 1
+    samples: int | list[int] = 1000
+    """K, or a list of K values (a sweep: one cell per value)."""
+    batch: int | list[int] = 1
+    """n, or a list of n values (a sweep)."""
     seeds: list[int] = field(default_factory=lambda: [0])
     repeats: int = 3
+    target_rel_ci: float | None = None
+    """Adaptive K: draw more estimates until the variance interval's relative half-width is below this."""
+    max_samples: int | None = None
+    """Adaptive K's cap (``None``: :func:`default_max_samples` of each starting K)."""
+
+    @property
+    def sample_sizes(self) -> list[int]:
+        """The K values of the entry (one for a single K)."""
+        return as_list(self.samples)
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        """The n values of the entry (one for a single n)."""
+        return as_list(self.batch)
+
+    def cap(self, samples: int) -> int | None:
+        """Adaptive K's cap for a cell that starts at ``samples`` (``None``: a fixed K)."""
+        if self.target_rel_ci is None:
+            return None
+        return default_max_samples(samples) if self.max_samples is None else self.max_samples
+
+
+MAX_SAMPLES_FACTOR = 100
+"""Adaptive K's default cap: this many times the starting K."""
+
+
+def default_max_samples(samples: int) -> int:
+    """The cap of adaptive K where ``--max-samples`` is not given: 100 × the starting K."""
+    return MAX_SAMPLES_FACTOR * samples
+
+
+def as_list(value: int | list[int]) -> list[int]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def check_budget(entry: Entry, names: Mapping[str, str], where: str = "") -> None:
+    """A :class:`UsageError` naming the option that is out of range (``names``: option → how to cite
+    it, e.g. ``--samples``; ``where`` goes before it, e.g. the suite entry).
+
+    K >= 2 and n >= 1 (each value of a list, none listed twice), repeats >= 1, and for adaptive K:
+    a target > 0, a cap >= every starting K, and no cap without a target.
+    """
+
+    def name(key: str) -> str:
+        return f"{where}{names[key]}"
+
+    for key, values, low, need in (
+        ("samples", entry.sample_sizes, 2, "K >= 2 independent estimates to measure a variance"),
+        ("batch", entry.batch_sizes, 1, "n >= 1 samples per estimate"),
+    ):
+        if not values:
+            raise UsageError(f"{name(key)}: empty list; give at least one value")
+        for value in values:
+            if value < low:
+                raise UsageError(f"{name(key)} {value}: need {need}")
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise UsageError(f"{name(key)} {','.join(map(str, values))}: {twice[0]} is listed twice")
+    if entry.repeats < 1:
+        raise UsageError(f"{name('repeats')} {entry.repeats}: need at least 1 timed repeat")
+    target, cap = entry.target_rel_ci, entry.max_samples
+    if target is not None and not (0.0 < target < math.inf):
+        raise UsageError(
+            f"{name('target_rel_ci')} {target}: need a relative half-width > 0, e.g. 0.1 (the interval within ±10 %)"
+        )
+    if cap is not None:
+        if target is None:
+            raise UsageError(
+                f"{name('max_samples')} {cap} caps adaptive K; give {names['target_rel_ci']} too, or drop it"
+            )
+        start = max(entry.sample_sizes)
+        if cap < start:
+            raise UsageError(
+                f"{name('max_samples')} {cap} is below the starting K ({names['samples']} {start}); "
+                f"give a cap >= {start}"
+            )
 
 
 @dataclass
@@ -94,15 +180,32 @@ def _entry(raw: Mapping[str, object], defaults: Mapping[str, object], where: str
     seeds = seeds if isinstance(seeds, list) else [seeds]
     if not seeds:
         raise UsageError(f"{where}.seeds: empty list; give at least one seed")
-    return Entry(
+    target = merged.get("target_rel_ci")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)):
+        raise UsageError(f"{where}.target_rel_ci = {target!r}: expected a number > 0, e.g. 0.1")
+    cap = merged.get("max_samples")
+    entry = Entry(
         task=task,
         params=params,
         estimators=list(estimators),
-        samples=_int(merged.get("samples", 1000), f"{where}.samples", 2),
-        batch=_int(merged.get("batch", 1), f"{where}.batch", 1),
+        samples=_ints(merged.get("samples", 1000), f"{where}.samples", 2),
+        batch=_ints(merged.get("batch", 1), f"{where}.batch", 1),
         seeds=[_int(s, f"{where}.seeds", 0) for s in seeds],
         repeats=_int(merged.get("repeats", 3), f"{where}.repeats", 1),
+        target_rel_ci=None if target is None else float(target),
+        max_samples=None if cap is None else _int(cap, f"{where}.max_samples", 2),
     )
+    check_budget(entry, {key: f"{key} =" for key in BUDGET_KEYS}, f"{where}.")
+    return entry
+
+
+def _ints(value: object, where: str, low: int) -> int | list[int]:
+    """An integer >= ``low`` or a non-empty list of them (a sweep)."""
+    if isinstance(value, list):
+        if not value:
+            raise UsageError(f"{where} = []: empty list; give at least one value")
+        return [_int(v, where, low) for v in value]
+    return _int(value, where, low)
 
 
 def load_suite(path: Path) -> Suite:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from rpbench import runner
-from rpbench.columns import Column
+from rpbench.columns import ADAPTIVE_KEY, Column
 from rpbench.engine import DEFAULT_MAX_MEMORY
 from rpbench.errors import UsageError, error_text
 from rpbench.options import parse_memory, resolve_device
@@ -46,7 +46,7 @@ from rpbench.runner import (
     plan_columns,
     plan_estimator_params,
 )
-from rpbench.suite import Entry, load_suite, parse_suite
+from rpbench.suite import Entry, check_budget, load_suite, parse_suite
 from rpbench.tables import AppendTable
 
 Rows = list[dict[str, object]]
@@ -77,6 +77,11 @@ class Resolved:
     level: float = 0.95
     max_memory: int = DEFAULT_MAX_MEMORY
     plugins: list[str] = field(default_factory=list)
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether some entry asks for adaptive K (the run's rows then have its columns)."""
+        return any(entry.target_rel_ci is not None for entry in self.entries)
 
     def options(self) -> dict[str, object]:
         """What ``run.json`` records under ``options`` (and ``--resume`` reads back)."""
@@ -114,28 +119,64 @@ def single_entry(
     task: str | None,
     estimators: Sequence[str] | None,
     params: Mapping[str, Sequence[str]] | None,
-    samples: int | None,
-    batch: int | None,
+    samples: int | Sequence[int] | None,
+    batch: int | Sequence[int] | None,
     seed: int,
     repeats: int | None,
+    target_rel_ci: float | None = None,
+    max_samples: int | None = None,
 ) -> Entry:
-    """The one entry of a run given by task, estimators, parameters and budget (defaults filled in)."""
+    """The one entry of a run given by task, estimators, parameters and budget (defaults filled in).
+
+    ``samples`` and ``batch`` may be lists (a sweep of K or n); ``target_rel_ci`` and
+    ``max_samples`` ask for adaptive K (:func:`rpbench.suite.check_budget` has the rules).
+    """
     entry = Entry(
         task=task or "gaussian",
         params={key: [str(v) for v in values] for key, values in (params or {}).items()},
         estimators=list(estimators or ["all"]),
-        samples=1000 if samples is None else samples,
-        batch=1 if batch is None else batch,
+        samples=_budget_value(1000 if samples is None else samples, "--samples"),
+        batch=_budget_value(1 if batch is None else batch, "--batch"),
         seeds=[seed],
         repeats=3 if repeats is None else repeats,
+        target_rel_ci=_number(target_rel_ci, "--target-rel-ci"),
+        max_samples=max_samples,
     )
-    if entry.samples < 2:
-        raise UsageError(f"--samples {entry.samples}: need K >= 2 independent estimates to measure a variance")
-    if entry.batch < 1:
-        raise UsageError(f"--batch {entry.batch}: need n >= 1 samples per estimate")
-    if entry.repeats < 1:
-        raise UsageError(f"--repeats {entry.repeats}: need at least 1 timed repeat")
+    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, int)):
+        raise UsageError(f"--max-samples {max_samples!r}: expected an integer >= K, e.g. 100000")
+    check_budget(entry, OPTION_NAMES)
     return entry
+
+
+OPTION_NAMES = {
+    "samples": "--samples",
+    "batch": "--batch",
+    "repeats": "--repeats",
+    "target_rel_ci": "--target-rel-ci",
+    "max_samples": "--max-samples",
+}
+"""How the budget's errors cite the options of ``rpbench run``."""
+
+
+def _number(value: object, flag: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UsageError(f"{flag} {value!r}: expected a number > 0, e.g. 0.1")
+    return float(value)
+
+
+def _budget_value(value: int | Sequence[int], flag: str) -> int | list[int]:
+    """An integer or a list of integers (one value: the integer itself, as a single run records it)."""
+    if isinstance(value, str):
+        raise UsageError(f"{flag} {value!r}: expected an integer or a list of integers, e.g. 1,2,4,8")
+    values = [value] if isinstance(value, int) else list(value)
+    if not values:
+        raise UsageError(f"{flag}: empty list; give at least one value")
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int)]
+    if bad:
+        raise UsageError(f"{flag} {bad[0]!r}: expected an integer or a list of integers, e.g. 1,2,4,8")
+    return values[0] if len(values) == 1 else values
 
 
 def read_run_options(run_dir: Path) -> dict:
@@ -186,7 +227,8 @@ def plan_entries(entries: Sequence[Entry], device: torch.device, where: str | No
     plans = []
     for i, entry in enumerate(entries, 1):
         try:
-            plans.append(plan(entry.task, entry.params, parse_estimators(entry.estimators), entry.batch, device))
+            requests = parse_estimators(entry.estimators)
+            plans.append(plan(entry.task, entry.params, requests, entry.batch_sizes, device))
         except UsageError as exc:
             raise UsageError(f"{where}: run[{i}]: {exc}" if where else str(exc)) from None
     return plans
@@ -201,21 +243,27 @@ class Job:
     seed: int
     cell: Cell
     estimator_params: tuple[str, ...]
+    samples: int
+    """K (the starting K with adaptive K): one of the entry's."""
+    batch: int
+    """n: one of the entry's."""
 
     @property
     def cell_seed(self) -> int:
         """The cell's generator seed (its identity on resume)."""
-        return cell_seed_of(self.cell, self.seed, self.entry.samples, self.entry.batch)
+        return cell_seed_of(self.cell, self.seed, self.samples, self.batch)
 
 
 def all_jobs(entries: Sequence[Entry], plans: Sequence[Plan]) -> list[Job]:
-    """Every (entry, cell, seed) of the sweep, in plan order."""
+    """Every (entry, n, K, seed, cell) of the sweep, in plan order; a cell only at the n where it applies."""
     return [
-        Job(entry, index, seed, cell, params)
+        Job(entry, index, seed, the_plan.cells[index], params, samples, batch)
         for entry, the_plan in zip(entries, plans, strict=True)
         for params in [tuple(plan_estimator_params(the_plan.cells))]
+        for batch in entry.batch_sizes
+        for samples in entry.sample_sizes
         for seed in entry.seeds
-        for index, cell in enumerate(the_plan.cells)
+        for index in the_plan.cells_at(batch)
     ]
 
 
@@ -248,24 +296,26 @@ def _measure(jobs: Sequence[Job], resolved: Resolved, client: object | None) -> 
             entry = job.entry
             (result,) = runner.execute(
                 [job.cell],
-                entry.samples,
-                entry.batch,
+                job.samples,
+                job.batch,
                 job.seed,
                 entry.repeats,
                 resolved.level,
                 estimator_params=job.estimator_params,
                 max_memory=resolved.max_memory,
+                target_rel_ci=entry.target_rel_ci,
+                max_samples=entry.max_samples,
             )
             yield job, result.rows, result.coords
         return
     from rpbench.distributed import Job as RemoteJob
     from rpbench.distributed import run_parallel
 
-    remote = [RemoteJob(job.entry, job.index, job.seed) for job in jobs]
+    remote = [RemoteJob(job.entry, job.index, job.seed, job.samples, job.batch) for job in jobs]
     outcomes = run_parallel(client, remote, resolved.device, resolved.level, resolved.plugins, resolved.max_memory)  # type: ignore[arg-type]
     for job, (_, outcome) in zip(jobs, outcomes, strict=True):  # both in plan order
         if isinstance(outcome, BaseException):  # the worker raised or died: full failed rows, the sweep goes on
-            keys = cell_keys(job.cell, job.entry.samples, job.entry.batch, job.seed, job.estimator_params)
+            keys = cell_keys(job.cell, job.samples, job.batch, job.seed, job.estimator_params)
             yield job, failed_rows(job.cell, keys, error_text(outcome)), {}
         else:
             yield job, *outcome
@@ -283,7 +333,7 @@ def execute(
     load_plugins(resolved.plugins)
     device = resolve_device(resolved.device)
     plans = plan_entries(resolved.entries, device, resolved.suite)
-    columns = plan_columns(plans)
+    columns = plan_columns(plans, resolved.adaptive)
     jobs = all_jobs(resolved.entries, plans)
     client = None
     if workers is not None or scheduler is not None:
@@ -335,7 +385,10 @@ def _run_jobs(
     todo = [job for job in jobs if job.cell_seed not in writer.finished_cells]
     done = len(jobs) - len(todo)
     rows_written, failed, failed_cells = 0, [], 0
-    for _job, rows, coords in _measure(todo, resolved, client):
+    for job, rows, coords in _measure(todo, resolved, client):
+        if resolved.adaptive:  # a fixed-K cell of a run with adaptive ones (or a failed cell) starts where it ends
+            for row in rows:
+                row.setdefault(ADAPTIVE_KEY, job.samples)
         writer.add(rows, coords)
         done += 1
         rows_written += len(rows)

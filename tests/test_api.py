@@ -128,3 +128,23 @@ def test_train_resume_knows_every_planning_option_and_its_default() -> None:
     signature = inspect.signature(rpbench.train).parameters
     assert {name: signature[name].default for name in _TRAIN_DEFAULTS} == _TRAIN_DEFAULTS
     assert set(signature) - set(_TRAIN_DEFAULTS) == {"on_point", "resume", "workers", "scheduler"}
+
+
+def test_lists_of_n_and_k_and_adaptive_k_are_keywords_of_rpbench_run() -> None:
+    swept = rpbench.run(
+        "gaussian", "score", {"fn": "cos", "sigma": 1, "k": 1}, samples=[50, 100], batch=[1, 2, 4], repeats=1
+    )
+    table = swept.results
+    assert sorted(set(zip(table["samples"], table["batch"], strict=True))) == [
+        (k, n) for k in (50, 100) for n in (1, 2, 4)
+    ]
+    assert swept.meta["options"]["entries"][0]["batch"] == [1, 2, 4]
+    adaptive = rpbench.run(
+        "gaussian", "pathwise", {"fn": "cos", "sigma": 1, "k": 1}, 100, target_rel_ci=0.2, max_samples=1600, repeats=1
+    )
+    rows = adaptive.results
+    assert (rows["start_samples"] == 100).all() and rows["samples"].isin([100, 200, 400, 800, 1600]).all()
+    half = (rows["variance_hi"] - rows["variance_lo"]) / 2 / rows["variance"]
+    assert ((half < 0.2) == rows["target_reached"]).all()
+    with pytest.raises(rpbench.UsageError, match="--max-samples 1600 caps adaptive K"):
+        rpbench.run("gaussian", "pathwise", samples=100, max_samples=1600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -164,7 +165,15 @@ BAD_INPUTS = [
     (["run", "-t", "discrete-vae", "-e", "gumbel:tau=0"], "tau='0' is out of range; expected a number > 0"),
     (["run", "--metric", "speed"], "valid choices: variance"),
     (["run", "--level", "95"], "--level 95.0"),
-    (["run", "-K", "ten"], "Invalid value for '--samples'"),
+    (["run", "-K", "ten"], "--samples 'ten': expected an integer or a comma list of integers"),
+    (["run", "-n", "1,two"], "--batch '1,two': expected an integer or a comma list of integers, e.g. 1 or 1,2,4,8"),
+    (["run", "-n", "1,2,1"], "--batch 1,2,1: 1 is listed twice"),
+    (["run", "-K", "100,1"], "--samples 1: need K >= 2"),
+    (["run", "--target-rel-ci", "0"], "--target-rel-ci 0.0: need a relative half-width > 0"),
+    (["run", "--target-rel-ci", "-1"], "--target-rel-ci -1.0: need a relative half-width > 0"),
+    (["run", "--max-samples", "5000"], "--max-samples 5000 caps adaptive K; give --target-rel-ci too"),
+    (["run", "--target-rel-ci", "0.1", "--max-samples", "5"], "--max-samples 5 is below the starting K (--samples 10)"),
+    (["run", "-e", "score+loo", "-n", "1"], "score+loo does not apply to task gaussian: needs --batch >= 2"),
     (["run", "--bogus"], "No such option"),
     (["list", "--task", "nope"], "unknown task 'nope'"),
     (["frobnicate"], "No such command"),
@@ -340,3 +349,60 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(
     assert list(table["status"]) == ["failed", "failed", "ok", "ok"]
     assert table.loc[table["status"] == "ok", "variance"].notna().all()
     assert table.loc[table["status"] == "failed", "variance"].isna().all()
+
+
+def variance_by_n(run_dir: Path) -> dict[tuple[str, str, int], tuple[float, float, float]]:
+    table = pd.read_csv(run_dir / RESULTS_FILE)
+    return {
+        (r.estimator, r.group, int(r.batch)): (r.variance, r.variance_lo, r.variance_hi) for r in table.itertuples()
+    }
+
+
+def test_a_list_of_n_is_one_run_and_score_follows_the_1_over_n_law(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "-e", "score,score+loo", "-p", "fn=cos", "-p", "sigma=1", "-p", "k=1", "-n", "1,2,4"]
+    code, out, _ = run_cli([*args, "-K", "4000", "--repeats", "1", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    assert "skipped 1 estimator/configuration pairs" in out and "at n=1: needs --batch >= 2" in out
+    (run_dir,) = list(tmp_path.iterdir())
+    variance = variance_by_n(run_dir)
+    assert sorted(k for k in variance if k[0] == "score+loo") == [
+        ("score+loo", g, n) for g in ("mu", "sigma") for n in (2, 4)
+    ]
+
+    def overlaps(n: int, group: str, power: int) -> bool:
+        """Does n^power · Var(n) share values with Var(1), each within its interval?"""
+        _, lo1, hi1 = variance[("score", group, 1)]
+        _, lo, hi = variance[("score", group, n)]
+        return lo * n**power <= hi1 and lo1 <= hi * n**power
+
+    assert all(overlaps(n, group, 1) for n in (2, 4) for group in ("mu", "sigma"))  # Var(n) = Var(1) / n
+    assert not any(overlaps(4, group, 2) for group in ("mu", "sigma"))  # a 1/n² law is refuted
+
+    code, out, _ = run_cli(["report", str(run_dir), "--columns", "batch", "--group", "mu"], capsys)
+    assert code == 0
+    header = next(line for line in out.splitlines() if line.startswith("| estimator"))
+    assert [cell.strip() for cell in header.strip("|").split("|")][1:] == ["batch=1", "batch=2", "batch=4"]
+    code, out, _ = run_cli(["report", str(run_dir)], capsys)  # the default layout: n is a column too
+    assert code == 0 and "batch=4" in out
+
+
+def test_adaptive_k_from_the_command_line_records_its_options_and_the_k_reached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "-e", "score,pathwise", "-p", "fn=quadratic", "-p", "sigma=1", "-p", "k=0.5", "-K", "100"]
+    args += ["--target-rel-ci", "0.1", "--max-samples", "8000", "--repeats", "1", "--out", str(tmp_path)]
+    code, out, _ = run_cli(args, capsys)
+    assert code == 0 and "adaptive K: 1 of 2 cells met the target" in out
+    (run_dir,) = list(tmp_path.iterdir())
+    table = pd.read_csv(run_dir / RESULTS_FILE)
+    meta = json.loads((run_dir / META_FILE).read_text())
+    (entry,) = meta["options"]["entries"]
+    assert entry["target_rel_ci"] == 0.1 and entry["max_samples"] == 8000 and entry["samples"] == 100
+    roles = {c["name"]: c["role"] for c in meta["columns"]}
+    assert roles["samples"] == "outcome" and roles["start_samples"] == "key" and roles["target_reached"] == "outcome"
+    by = table.set_index(["estimator", "group"])
+    assert (table["start_samples"] == 100).all()
+    assert by.loc[("pathwise", "mu"), "target_reached"] and by.loc[("pathwise", "mu"), "samples"] == 6400
+    assert not by.loc[("score", "mu"), "target_reached"] and by.loc[("score", "mu"), "samples"] == 8000  # the cap

@@ -52,6 +52,33 @@ def test_serial_and_two_worker_runs_give_identical_csvs(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(serial, parallel, check_exact=True)
 
 
+ADAPTIVE = """
+[[run]]
+task = "gaussian"
+params = { fn = "cos", sigma = 1, k = 0.5 }
+estimators = ["score", "score+loo", "pathwise"]
+samples = 100
+batch = [1, 2]
+target_rel_ci = 0.15
+max_samples = 1600
+repeats = 1
+"""
+
+
+@pytest.mark.dask
+def test_workers_carry_adaptive_k_and_lists_of_n(tmp_path: Path) -> None:
+    suite = tmp_path / "adaptive.toml"
+    suite.write_text(ADAPTIVE)
+    tables = []
+    for name, extra in (("serial", []), ("parallel", ["--workers", "2"])):
+        assert exit_code(["run", "--suite", str(suite), "--out", str(tmp_path / name), "-q", *extra]) == 0
+        (run_dir,) = list((tmp_path / name).iterdir())
+        tables.append(pd.read_csv(run_dir / RESULTS_FILE).drop(columns=TIMING))
+    serial, parallel = tables
+    assert len(serial) == (2 + 3) * 2 and serial["samples"].nunique() > 1  # score+loo only at n = 2
+    pd.testing.assert_frame_equal(serial, parallel, check_exact=True)
+
+
 def test_bad_worker_options_leave_nothing_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for args, message in (
         (["--workers", "0"], "--workers 0"),

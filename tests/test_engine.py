@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -11,14 +12,16 @@ import torch
 from rpbench.engine import (
     bytes_per_estimate,
     cell_seed,
+    chunk_layout,
     chunk_seed,
     chunk_size,
     draw_estimates,
     estimate_all,
+    growth_schedule,
 )
 from rpbench.estimators.mvd import MeasureValued
 from rpbench.estimators.score import Score
-from rpbench.moments import Moments
+from rpbench.moments import GroupMoments, Moments
 from rpbench.options import resolve_device
 from tests.conftest import gaussian
 
@@ -134,3 +137,55 @@ def test_peak_memory_is_flat_in_k() -> None:
     large, _ = peak(50_000)
     assert chunk < 5_000
     assert large - small < 48 * 2**20, f"peak RSS grew by {(large - small) / 2**20:.0f} MiB"
+
+
+def test_adaptive_k_doubles_from_the_start_and_ends_at_the_cap() -> None:
+    assert growth_schedule(100, 100) == [100]
+    assert growth_schedule(100, 1000) == [100, 200, 400, 800, 1000]
+    sizes = chunk_layout([100, 200, 400, 700], first=60, most=150)
+    assert sizes == [60, 40, 100, 150, 50, 150, 150]  # K = 100 as a fixed K = 100 draws it, then ≤ 150 a chunk
+    ends = list(itertools.accumulate(sizes))
+    assert {100, 200, 400, 700} <= set(ends)  # every K of the schedule ends on a chunk boundary
+
+
+def test_adaptive_k_stops_at_the_first_k_where_enough_holds_and_at_the_cap() -> None:
+    task = gaussian(fn="cos")
+    seen: list[int] = []
+
+    def enough(moments: dict[str, GroupMoments]) -> bool:
+        seen.append(moments["mu"].k)
+        return moments["mu"].k >= 300
+
+    draw = draw_estimates(task, Score(), 100, 1, seed=3, repeats=1, max_samples=10_000, enough=enough)
+    assert seen == [100, 200, 400] and draw.samples == 400 and draw.target_reached is True
+    assert all(m.k == 400 for m in draw.moments.values())
+    seen.clear()
+    capped = draw_estimates(task, Score(), 100, 1, seed=3, repeats=1, max_samples=300, enough=lambda m: False)
+    assert capped.samples == 300 and capped.target_reached is False
+    fixed = draw_estimates(task, Score(), 100, 1, seed=3, repeats=1)
+    assert fixed.target_reached is None and fixed.samples == 100
+
+
+def test_adaptive_k_extends_the_fixed_k_draw_deterministically() -> None:
+    """The first K is the fixed-K draw itself; every later K adds chunks: same seed, same numbers."""
+    task = gaussian(fn="cos", dim=2)
+    fixed = draw_estimates(task, Score(), 100, 2, seed=9, repeats=1)
+    at_start = draw_estimates(task, Score(), 100, 2, seed=9, repeats=1, max_samples=800, enough=lambda m: True)
+    for group in fixed.moments:
+        torch.testing.assert_close(at_start.moments[group].u, fixed.moments[group].u, rtol=0, atol=0)
+    grown = [draw_estimates(task, Score(), 100, 2, 9, 1, max_samples=800, enough=lambda m: False) for _ in range(2)]
+    assert grown[0].samples == 800 and grown[0].chunk == 400  # chunks of 100, 100, 200, 400
+    for group in fixed.moments:
+        torch.testing.assert_close(grown[0].moments[group].u, grown[1].moments[group].u, rtol=0, atol=0)
+    # K = 200 is the fixed draw's 100 estimates and chunk 1's 100 (its own seed): nothing redrawn differently
+    at_200 = draw_estimates(task, Score(), 100, 2, 9, 1, max_samples=200, enough=lambda m: False)
+    chunks = [estimate_all(task, Score(), 100, 2, seed=s)["mu"] for s in (9, chunk_seed(9, 1))]
+    torch.testing.assert_close(at_200.moments["mu"].mean, torch.cat(chunks).double().mean(0))
+    assert not torch.allclose(grown[0].moments["mu"].mean, at_200.moments["mu"].mean)  # 600 more moved the mean
+
+
+def test_adaptive_k_keeps_every_chunk_within_the_memory_budget() -> None:
+    task = gaussian(fn="cos", dim=16)
+    budget = 200 * bytes_per_estimate(task, Score(), 1)
+    draw = draw_estimates(task, Score(), 100, 1, 0, 1, max_memory=budget, max_samples=1000, enough=lambda m: False)
+    assert draw.samples == 1000 and draw.chunk == 200  # 100, then at most 200 a chunk

@@ -124,3 +124,23 @@ def test_a_write_torn_mid_row_is_repaired_by_resume(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(resumed.drop(columns=TIMING), expected.drop(columns=TIMING), check_exact=True)
     coords = pd.read_csv(run_dir / "coords.csv")
     assert len(coords) == len(resumed)  # D = 1: the torn cell's coordinates were not kept twice
+
+
+def test_an_adaptive_run_with_a_list_of_n_resumes_to_the_same_rows(tmp_path: Path) -> None:
+    """Adaptive K and a list of n travel in run.json: a resumed run draws the cells it lacked as the full run did."""
+    args = ["run", "-e", "score,pathwise", "-p", "fn=cos", "-p", "sigma=1", "-p", "k=0.5", "-n", "1,2", "-K", "100"]
+    args += ["--target-rel-ci", "0.15", "--max-samples", "1600", "--repeats", "1", "-q"]
+    assert exit_code([*args, "--out", str(tmp_path / "full")]) == 0
+    (full_dir,) = list((tmp_path / "full").iterdir())
+    expected = pd.read_csv(full_dir / RESULTS_FILE)
+    assert len(expected) == 8 and expected["samples"].nunique() > 1  # K reached differs between cells
+    assert exit_code([*args, "--out", str(tmp_path / "cut")]) == 0
+    (run_dir,) = list((tmp_path / "cut").iterdir())
+    for name, keep in ((RESULTS_FILE, 3), ("coords.csv", 3)):  # the header and the first cell's two rows
+        path = run_dir / name
+        path.write_text("".join(path.read_text().splitlines(keepends=True)[:keep]))
+    assert exit_code(["run", "--resume", str(run_dir), "-q"]) == 0
+    resumed = pd.read_csv(run_dir / RESULTS_FILE)
+    pd.testing.assert_frame_equal(resumed.drop(columns=TIMING), expected.drop(columns=TIMING), check_exact=True)
+    options = json.loads((run_dir / "run.json").read_text())["options"]["entries"][0]
+    assert options["batch"] == [1, 2] and options["target_rel_ci"] == 0.15 and options["max_samples"] == 1600

@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rpbench.engine import growth_schedule
 from rpbench.errors import UsageError
-from rpbench.runner import EstimatorRequest, execute, parse_estimators, parse_task_params, plan
+from rpbench.moments import Moments
+from rpbench.runner import (
+    EstimatorRequest,
+    execute,
+    parse_estimators,
+    parse_task_params,
+    plan,
+    rel_half_width,
+    target_met,
+)
 
 CPU = torch.device("cpu")
 
@@ -113,3 +123,68 @@ def test_too_few_samples_is_an_error() -> None:
     cells = plan("gaussian", {"fn": ["cos"]}, parse_estimators(["score"]), 1, CPU).cells
     with pytest.raises(UsageError, match="at least 2"):
         list(execute(cells, 1, 1, 0))
+
+
+def test_a_list_of_n_plans_each_cell_where_it_applies_and_skips_the_rest() -> None:
+    the_plan = plan(
+        "gaussian", {"fn": ["cos"], "sigma": ["1"], "k": ["1"]}, parse_estimators(["score,score+loo"]), [1, 2, 4], CPU
+    )
+    assert [c.estimator.name for c in the_plan.cells] == ["score", "score+loo"]
+    assert the_plan.cells_at(1) == [0] and the_plan.cells_at(2) == the_plan.cells_at(4) == [0, 1]
+    assert len(the_plan.skipped) == 1 and the_plan.skipped[0].startswith("score+loo on gaussian(")
+    assert " at n=1: needs --batch >= 2" in the_plan.skipped[0]
+    step = plan("gaussian", {"fn": ["step"], "sigma": ["1"], "k": ["1"]}, parse_estimators(["all"]), [1, 2], CPU)
+    delta = [reason for reason in step.skipped if reason.startswith("score+delta on")]
+    assert len(delta) == 1 and " at n=" not in delta[0] and "needs differentiable" in delta[0]  # said once
+    single = plan("gaussian", {"fn": ["cos"], "sigma": ["1"], "k": ["1"]}, parse_estimators(["score"]), 1, CPU)
+    assert single.cells_at(1) == [0] and single.cells_at(7) == [0]  # one n: every cell (the training runs' plans)
+    with pytest.raises(UsageError, match="score\\+loo does not apply to task gaussian: needs --batch >= 2"):
+        plan("gaussian", {}, parse_estimators(["score+loo"]), [1], CPU)
+
+
+def rel(row: dict) -> float:
+    return rel_half_width(row["variance"], row["variance_lo"], row["variance_hi"])  # type: ignore[arg-type]
+
+
+def adaptive_rows(estimators: str, fn: str, target: float, cap: int, start: int = 100) -> list[dict]:
+    cells = plan("gaussian", {"fn": [fn], "k": ["0.5"], "sigma": ["1"]}, parse_estimators([estimators]), 1, CPU).cells
+    return [
+        r
+        for result in execute(cells, start, 1, 0, repeats=1, target_rel_ci=target, max_samples=cap)
+        for r in result.rows
+    ]
+
+
+def test_adaptive_k_stops_at_the_first_k_of_the_schedule_where_every_group_meets_the_target() -> None:
+    rows = adaptive_rows("pathwise", "cos", 0.1, 100_000)
+    reached = rows[0]["samples"]
+    assert all(r["samples"] == reached and r["start_samples"] == 100 and r["target_reached"] is True for r in rows)
+    assert reached in growth_schedule(100, 100_000) and reached > 100
+    assert max(rel(r) for r in rows) < 0.1
+    before = adaptive_rows("pathwise", "cos", 0.1, reached // 2)  # the same draws, stopped one K earlier
+    assert all(r["samples"] == reached // 2 and r["target_reached"] is False for r in before)
+    assert max(rel(r) for r in before) >= 0.1
+    again = adaptive_rows("pathwise", "cos", 0.1, 100_000)
+    timing = {"setup_seconds", "sec_per_estimate", "sec_per_estimate_lo", "sec_per_estimate_hi"}
+    timing |= {"work_variance", "work_variance_lo", "work_variance_hi"}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in again] == [
+        {k: v for k, v in r.items() if k not in timing} for r in rows
+    ]  # same seed, same rows
+    assert rows[0]["cell_seed"] == adaptive_rows("pathwise", "cos", 0.5, 100)[0]["cell_seed"]  # the start K's seed
+
+
+def test_adaptive_k_honours_the_cap() -> None:
+    rows = adaptive_rows("score", "quadratic", 0.01, 1000)  # heavy tails: ±1 % needs far more than 1000
+    assert all(r["samples"] == 1000 and r["target_reached"] is False for r in rows)
+    assert min(rel(r) for r in rows) >= 0.01
+
+
+def test_adaptive_k_stops_at_the_start_where_the_variance_is_zero_or_rounding() -> None:
+    rows = adaptive_rows("score+delta", "quadratic", 0.1, 100_000)  # exact: its variance is float noise
+    assert all(r["samples"] == 100 and r["target_reached"] is True for r in rows)
+    assert all(r["variance"] < 1e-25 for r in rows)
+    zero = Moments.of(torch.ones(10, 3))
+    assert target_met({"mu": zero}, 1e-9, 0.95)
+    assert rel_half_width(0.0, 0.0, 0.0) == 0.0 and rel_half_width(2.0, 1.0, 4.0) == 0.75
+    noisy = Moments.of(torch.randn(50, 3, generator=torch.Generator().manual_seed(0)))
+    assert not target_met({"mu": zero, "sigma": noisy}, 0.1, 0.95)  # every group must meet it

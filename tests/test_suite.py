@@ -75,6 +75,16 @@ def test_running_a_suite_writes_one_table_with_every_entry(tmp_path: Path) -> No
             "run[1]: task gaussian: parameter sigma='-1' is out of range",
         ),
         ("[[run]]\ntask='gaussian'\nestimators=['score+loo']\nbatch=1\n", "run[1]: estimator score+loo does not apply"),
+        ("[[run]]\ntask='gaussian'\nbatch=[1, 0]\n", "run[1].batch = 0: expected an integer >= 1"),
+        ("[[run]]\ntask='gaussian'\nbatch=[]\n", "run[1].batch = []: empty list"),
+        ("[[run]]\ntask='gaussian'\nbatch=[2, 2]\n", "run[1].batch = 2,2: 2 is listed twice"),
+        ("[[run]]\ntask='gaussian'\ntarget_rel_ci=0\n", "run[1].target_rel_ci = 0.0: need a relative half-width > 0"),
+        ("[[run]]\ntask='gaussian'\ntarget_rel_ci='tight'\n", "run[1].target_rel_ci = 'tight': expected a number"),
+        ("[suite]\nmax_samples=5000\n[[run]]\ntask='gaussian'\n", "run[1].max_samples = 5000 caps adaptive K"),
+        (
+            "[[run]]\ntask='gaussian'\nsamples=1000\ntarget_rel_ci=0.1\nmax_samples=500\n",
+            "run[1].max_samples = 500 is below the starting K (samples = 1000); give a cap >= 1000",
+        ),
     ],
 )
 def test_bad_suites_are_one_line_errors_naming_file_and_key(
@@ -119,3 +129,15 @@ def test_the_shipped_suites_cover_every_family() -> None:
     assert {"ci", "paper", "gaussian", "discrete-vae", "bernoulli-vae", "vae"} <= names
     ci_tasks = {entry.task for entry in load_suite(ROOT / "tasks" / "ci.toml").entries}
     assert ci_tasks == {"gaussian", "discrete-vae", "bernoulli-vae", "vae"}
+
+
+def test_a_suite_sweeps_lists_of_n_and_k_and_asks_for_adaptive_k(tmp_path: Path) -> None:
+    text = "[suite]\ntarget_rel_ci = 0.2\nmax_samples = 400\n"
+    text += "[[run]]\ntask = 'gaussian'\nbatch = [1, 2]\nsamples = [50, 100]\n"
+    (entry,) = load_suite(write(tmp_path, text)).entries
+    assert entry.batch_sizes == [1, 2] and entry.sample_sizes == [50, 100]
+    assert entry.target_rel_ci == 0.2 and entry.max_samples == 400 and entry.cap(50) == 400
+    (fixed,) = load_suite(write(tmp_path, "[[run]]\ntask = 'gaussian'\nsamples = 300\n")).entries
+    assert fixed.samples == 300 and fixed.batch == 1 and fixed.cap(300) is None
+    (default,) = load_suite(write(tmp_path, "[[run]]\ntask = 'gaussian'\ntarget_rel_ci = 0.1\n")).entries
+    assert default.max_samples is None and default.cap(1000) == 100_000  # 100 × the starting K

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 from rpbench.errors import UsageError
 from rpbench.estimators.score import Score
 from rpbench.suite import Entry
-from rpbench.sweep import CellReport, Resolved, execute, plan_entries, resolve_resumed, single_entry
+from rpbench.sweep import CellReport, Resolved, all_jobs, execute, plan_entries, resolve_resumed, single_entry
 
 ENTRY = single_entry("gaussian", ["score,pathwise"], {"fn": ["cos"], "k": ["0.5"], "sigma": ["1", "2"]}, 40, 1, 0, 1)
 
@@ -75,3 +79,71 @@ def test_resume_reads_the_runs_own_options_and_refuses_a_damaged_sidecar(tmp_pat
     (outcome.path / "run.json").write_text(json.dumps(meta))
     with pytest.raises(UsageError, match=r"run\.json is damaged or from another version"):
         resolve_resumed(outcome.path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target_rel_ci": 0.0}, "--target-rel-ci 0.0: need a relative half-width > 0"),
+        ({"target_rel_ci": -0.1}, "--target-rel-ci -0.1: need a relative half-width > 0"),
+        ({"target_rel_ci": math.inf}, "--target-rel-ci inf: need a relative half-width > 0"),
+        ({"max_samples": 5000}, "--max-samples 5000 caps adaptive K; give --target-rel-ci too"),
+        ({"target_rel_ci": 0.1, "max_samples": 50}, "--max-samples 50 is below the starting K (--samples 100)"),
+        ({"samples": [100, 1]}, "--samples 1: need K >= 2"),
+        ({"batch": [1, 0]}, "--batch 0: need n >= 1"),
+        ({"batch": [1, 2, 1]}, "--batch 1,2,1: 1 is listed twice"),
+        ({"batch": []}, "--batch: empty list"),
+        ({"batch": [1.5]}, "--batch 1.5: expected an integer or a list of integers"),
+        ({"batch": "1,2"}, "--batch '1,2': expected an integer or a list of integers"),
+        ({"target_rel_ci": "0.1"}, "--target-rel-ci '0.1': expected a number > 0"),
+        ({"target_rel_ci": 0.1, "max_samples": 1e5}, "--max-samples 100000.0: expected an integer >= K"),
+    ],
+)
+def test_single_entry_refuses_a_bad_budget_in_one_line(kwargs: dict, message: str) -> None:
+    budget = {"samples": 100, "batch": 1} | kwargs
+    with pytest.raises(UsageError, match=f"^{re.escape(message)}"):
+        single_entry(
+            "gaussian",
+            None,
+            None,
+            budget["samples"],
+            budget["batch"],
+            0,
+            None,
+            budget.get("target_rel_ci"),
+            budget.get("max_samples"),
+        )
+
+
+def test_lists_of_n_and_k_make_one_cell_each_with_the_seed_a_single_value_gives() -> None:
+    swept = single_entry(
+        "gaussian", ["score,score+loo"], {"fn": ["cos"], "sigma": ["1"], "k": ["1"]}, [50, 80], [1, 2], 0, 1
+    )
+    assert swept.samples == [50, 80] and swept.batch == [1, 2]
+    jobs = all_jobs([swept], plan_entries([swept], torch.device("cpu"), None))
+    assert [(j.batch, j.samples, j.cell.estimator.name) for j in jobs] == [
+        (1, 50, "score"),
+        (1, 80, "score"),
+        (2, 50, "score"),
+        (2, 50, "score+loo"),
+        (2, 80, "score"),
+        (2, 80, "score+loo"),
+    ]  # score+loo needs n >= 2: skipped at n = 1
+    for job in jobs:
+        single = single_entry("gaussian", [job.cell.estimator.name], swept.params, job.samples, job.batch, 0, 1)
+        (alone,) = all_jobs([single], plan_entries([single], torch.device("cpu"), None))
+        assert alone.cell_seed == job.cell_seed  # today's seed for that one n and K
+    assert len({job.cell_seed for job in jobs}) == len(jobs)
+
+
+def test_a_run_mixing_fixed_and_adaptive_entries_gives_every_row_its_starting_k() -> None:
+    params = {"fn": ["cos"], "sigma": ["1"], "k": ["1"]}
+    fixed = single_entry("gaussian", ["score"], params, 60, 1, 0, 1)
+    adaptive = single_entry("gaussian", ["pathwise"], params, 60, 1, 0, 1, 0.2, 480)
+    outcome = execute(Resolved([fixed, adaptive], "mixed"), None)
+    assert outcome.results_text is not None
+    table = pd.read_csv(io.StringIO(outcome.results_text))
+    assert (table["start_samples"] == 60).all()
+    assert table.loc[table["estimator"] == "score", "samples"].eq(60).all()
+    assert table.loc[table["estimator"] == "score", "target_reached"].isna().all()  # a fixed K: no target
+    assert table.loc[table["estimator"] == "pathwise", "target_reached"].notna().all()

@@ -43,7 +43,7 @@ MISSING = "–"
 """What a table shows where there is no value."""
 DAGGER_NOTE = "† biased by construction"
 STAR_NOTE = "* bias beyond 4 SE"
-RUN_KEY_NAMES: dict[str, str] = {"samples": "K", "batch": "n"}
+RUN_KEY_NAMES: dict[str, str] = {"samples": "K", "batch": "n", "start_samples": "K0"}
 """Short names of the budget keys in captions."""
 
 

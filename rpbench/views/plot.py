@@ -47,7 +47,6 @@ from matplotlib.ticker import NullLocator
 from matplotlib.transforms import blended_transform_factory
 from PIL import Image
 
-from rpbench.columns import RUN_KEYS
 from rpbench.errors import UsageError
 from rpbench.views.constants import CURVE_METRICS, SHOWN_METRICS, TRAIN_DEFAULT_METRIC, TRAIN_X, check_choice
 from rpbench.views.final import curve_frame, final_frame
@@ -63,7 +62,7 @@ from rpbench.views.plot_text import (
     visible_length,
     wrap,
 )
-from rpbench.views.report_layout import interval, parameters, select_group, settings_caption
+from rpbench.views.report_layout import interval, parameters, run_keys_of, select_group, settings_caption
 
 Style = dict[str, Any]
 """A line's colour, marker and line style (keyword arguments of ``Axes.plot``)."""
@@ -242,7 +241,7 @@ def _prepare(run: Run, x: str) -> tuple[pd.DataFrame, list[str], list[str], list
     """Rows that have x, with line labels and x positions; the panel keys; the task keys; x's categories."""
     frame = run.results
     task_params, est_params = parameters(run)
-    task_keys = ["task", *task_params, *RUN_KEYS]
+    task_keys = ["task", *task_params, *run_keys_of(run)]
     _check_x(frame, x, [*task_keys, *est_params])
     data = frame[frame[x].notna()].copy()
     panel_keys = [k for k in varying(data, task_keys) if k != x]

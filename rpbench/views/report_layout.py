@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from rpbench.columns import RUN_KEYS
+from rpbench.columns import ADAPTIVE_KEY, RUN_KEYS
 from rpbench.errors import UsageError
 from rpbench.views.constants import RUN_KEY_NAMES, WITH_CI
 from rpbench.views.labels import estimator_labels, format_value, is_true, settings_text, varying
@@ -125,11 +125,19 @@ def _order(frame: pd.DataFrame, keys: list[str]) -> list[tuple[str, ...]]:
     return sorted(tuples, key=lambda t: [rank[k][v] for k, v in zip(keys, t, strict=True)])
 
 
-def build_grid(run: Run, metric: str, columns: list[str] | None = None, run_keys: Sequence[str] = RUN_KEYS) -> Grid:
+def run_keys_of(run: Run) -> list[str]:
+    """The run's budget keys (role ``key``, kind ``run``): K, n, seed, device — with adaptive K the
+    starting K instead of K, which is then an outcome (the K reached)."""
+    return [c.name for c in run.columns if c.role == "key" and c.kind == "run"] or list(RUN_KEYS)
+
+
+def build_grid(run: Run, metric: str, columns: list[str] | None = None, run_keys: Sequence[str] | None = None) -> Grid:
     """Pivot the run's rows to estimator configurations × task configurations (see ``report_text``).
 
-    ``run_keys``: the run's settings (a training run's final table has its own, without the seed).
+    ``run_keys``: the run's settings (default :func:`run_keys_of`; a training run's final table has
+    its own, without the seed).
     """
+    run_keys = run_keys_of(run) if run_keys is None else run_keys
     frame = run.results
     task_params, est_params = parameters(run)
     task_keys = ["task", *task_params, *run_keys]
@@ -214,8 +222,12 @@ def _displayed(
     return [keys[i] for i in kept], [tuple(c[i] for i in kept) for c in order]
 
 
+CAPTION_RUN_KEYS: tuple[str, ...] = (ADAPTIVE_KEY, *RUN_KEYS)
+"""The budget keys a caption may name (``K0`` where adaptive K started, ``K``, ``n``, …)."""
+
+
 def settings_caption(
-    frame: pd.DataFrame, task_keys: Sequence[str], shown: Iterable[str], run_keys: Sequence[str] = RUN_KEYS
+    frame: pd.DataFrame, task_keys: Sequence[str], shown: Iterable[str], run_keys: Sequence[str] = CAPTION_RUN_KEYS
 ) -> str:
     """The settings a table or figure does not show: ``task: constant parameters; K=…, n=…, seed=…``.
 
@@ -242,7 +254,7 @@ def _caption_part(
     with_task: bool,
     with_group: bool,
     sep: str = "; ",
-    run_keys: Sequence[str] = RUN_KEYS,
+    run_keys: Sequence[str] = CAPTION_RUN_KEYS,
 ) -> str:
     first = frame.iloc[0]
     params = settings_text(first, [k for k in keys if k not in ("task", *run_keys)])

@@ -10,10 +10,12 @@ that K is too small for its interval (:func:`heavy_tailed`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import pandas as pd
 from rich.table import Table
 
+from rpbench.columns import ADAPTIVE_KEY
 from rpbench.views.constants import RUN_KEY_NAMES, SHOWN_METRICS, check_choice
 from rpbench.views.labels import estimator_labels, format_value, is_true, settings_text
 from rpbench.views.loader import Run
@@ -88,13 +90,27 @@ def _abs_bounds(cell: Bounded) -> tuple[float, float]:
     return min(abs(cell.lo), abs(cell.hi)), max(abs(cell.lo), abs(cell.hi))
 
 
+def _budget_text(row: Mapping[str, object] | pd.Series, keys: list[str], sep: str) -> str:
+    """``K=1000, n=4`` (``K0`` for adaptive K's starting K)."""
+    return sep.join(f"{RUN_KEY_NAMES.get(k, k)}={format_value(row[k])}" for k in keys)
+
+
+def _budget_keys(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The budget keys, and those that vary (a list of n or K tells lines apart); with adaptive K
+    the K reached (``samples``) is an outcome and the starting K (``start_samples``) the key."""
+    keys = [ADAPTIVE_KEY if ADAPTIVE_KEY in frame.columns else "samples", "batch"]
+    return keys, [k for k in keys if frame[k].nunique(dropna=False) > 1]
+
+
 def _prepared(frame: pd.DataFrame, metric: str, task_params: list[str], estimator_params: list[str]) -> pd.DataFrame:
     """The rows with their label, configuration text, round-off flag, and an exact SNR as ∞."""
     frame = frame.reset_index(drop=True)
     params = [p for p in task_params if frame[p].notna().any()]
     frame["_label"] = estimator_labels(frame, [p for p in estimator_params if frame[p].notna().any()])
     varying = [p for p in params if frame[p].nunique(dropna=False) > 1]
-    frame["_config"] = [settings_text(r, varying, sep=" ") or "default" for r in frame.to_dict("records")]
+    _, swept = _budget_keys(frame)
+    texts = [(settings_text(r, varying, sep=" "), _budget_text(r, swept, " ")) for r in frame.to_dict("records")]
+    frame["_config"] = [" ".join(part for part in pair if part) or "default" for pair in texts]
     values = pd.to_numeric(frame[metric], errors="coerce")
     res = resolution(frame, metric)
     frame["_zero"] = (res > 0) & (values.abs() <= res)
@@ -115,7 +131,12 @@ def _task_tables(
     fixed = [p for p in params if frame[p].nunique(dropna=False) <= 1]
     labels = list(dict.fromkeys(frame["_label"]))
     first = frame.iloc[0]
-    budget = ", ".join(f"{RUN_KEY_NAMES[k]}={format_value(first[k])}" for k in ("samples", "batch") if k in frame)
+    keys, swept = _budget_keys(frame)
+    budget = _budget_text(first, [k for k in keys if k not in swept], ", ")
+    if ADAPTIVE_KEY in frame.columns:
+        reached = sorted(frame["samples"].dropna().astype(int).unique())
+        span = f"{reached[0]}" if len(reached) == 1 else f"{reached[0]}–{reached[-1]}"
+        budget = ", ".join(part for part in (budget, f"K reached {span}") if part)
     caption = f"{first['task']}: " + ", ".join([p for p in [settings_text(first, fixed)] if p] + [budget])
     tables = []
     for group, by_group in frame.groupby("group", sort=False):

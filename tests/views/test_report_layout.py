@@ -47,3 +47,16 @@ def test_the_caption_gives_what_the_columns_do_not_show(gaussian_run: Run) -> No
     assert settings_caption(frame, keys, ["sigma", "fn", "group"]) == (
         "gaussian: dim=1, mu=1, k=0.5; K=100, n=1, seed=0, device=cpu"
     )
+
+
+def test_an_adaptive_runs_k_reached_is_no_column_and_its_starting_k_goes_to_the_caption() -> None:
+    from rpbench.columns import result_columns
+
+    columns = result_columns([("fn", str)], [], adaptive=True)
+    base = {"task": "gaussian", "biased": False, "group": "mu", "batch": 1, "seed": 0, "device": "cpu"}
+    base |= {"start_samples": 100, "fn": "cos", "variance_lo": 0.5, "variance_hi": 2.0, "bias_significant": False}
+    rows = [base | {"estimator": "score", "samples": 800, "variance": 1.0}]
+    rows += [base | {"estimator": "pathwise", "samples": 200, "variance": 0.8}]
+    grid = build_grid(Run(pd.DataFrame(rows), columns=columns), "variance")
+    assert grid.keys == [] and grid.rows == ["score", "pathwise"]  # one column: K reached is an outcome
+    assert "K0=100" in grid.caption and "K=" not in grid.caption

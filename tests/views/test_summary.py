@@ -118,3 +118,15 @@ def test_heavy_tails_are_marked_where_k_is_too_small_for_the_kurtosis() -> None:
     flagged = [bounded_row("score", 13.1, 9.9, 17.9, kurtosis=300.0, heavy_tailed=False)]
     (table,) = summary_tables(run_of(flagged), "variance")  # the run's own flag decides where it has one
     assert cells_of(table) == ["13.1 [9.9, 17.9]"]
+
+
+def test_a_list_of_n_gives_a_line_per_n_and_adaptive_k_its_starting_and_reached_k() -> None:
+    rows = [row("score", "mu", 1.0 / n) | {"batch": n} for n in (1, 2, 4)]
+    text = render(summary_tables(run_of(rows), "variance")[0])
+    assert all(f"n={n}" in text for n in (1, 2, 4)) and "0.25" in text and "K=10" in text
+    columns = result_columns([("fn", str), ("k", float)], [("decay", float)], adaptive=True)
+    adaptive = [row("score", "mu", 2.0) | {"samples": 800, "start_samples": 100, "target_reached": True}]
+    adaptive += [row("pathwise", "mu", 1.0) | {"samples": 200, "start_samples": 100, "target_reached": True}]
+    table = summary_tables(Run(pd.DataFrame(adaptive), meta={}, columns=columns), "variance")[0]
+    text = render(table)
+    assert "K0=100" in text and "K reached 200–800" in text and "n=1" in text
