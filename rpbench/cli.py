@@ -28,7 +28,7 @@ from rich.progress import (
 from rpbench import api
 from rpbench.columns import TARGET_REACHED
 from rpbench.errors import UsageError
-from rpbench.results import RESULTS_FILE, write_atomic
+from rpbench.results import FAILURES_DIR, RESULTS_FILE, write_atomic
 from rpbench.runner import parse_task_params
 from rpbench.sweep import CellReport, OnCell, load_plugins
 from rpbench.views.constants import SHOWN_METRICS
@@ -220,7 +220,10 @@ def print_outcome(run: Run, metric: str, quiet: bool) -> None:
     if len(failed):
         for row in failed.to_dict("records"):
             console.print(f"[red]failed: {row['task']} {row['estimator']} group {row['group']}: {row['error']}[/]")
-        console.print(f"[red]{len(failed)} rows failed (status=failed in the CSV); the rest of the sweep completed[/]")
+        where = f"; tracebacks in {run.path / FAILURES_DIR}" if run.path else ""
+        console.print(
+            f"[red]{len(failed)} rows failed (status=failed in the CSV){where}; the rest of the sweep completed[/]"
+        )
         raise typer.Exit(1)
 
 

@@ -9,6 +9,14 @@ class UsageError(ValueError):
     """
 
 
+def traceback_text(exc: BaseException) -> str:
+    """An exception's whole traceback (as far as it travelled: a Dask worker's frames where the
+    scheduler kept them), for the run folder's ``failures/``."""
+    import traceback
+
+    return "".join(traceback.format_exception(exc))
+
+
 def error_text(exc: BaseException) -> str:
     """An exception as one line of at most 500 characters (the ``error`` column of a failed row)."""
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]

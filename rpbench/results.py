@@ -43,6 +43,8 @@ MAX_COORDS = 1000
 RESULTS_FILE = "results.csv"
 COORDS_FILE = "coords.csv"
 META_FILE = "run.json"
+FAILURES_DIR = "failures"
+"""Where a run folder keeps each failed cell's traceback, ``failures/<cell_seed>.txt``."""
 LOCK_FILE = ".lock"
 COORD_KEYS = ("task", "estimator", "group", "samples", "batch", "seed", "device", CELL_ID)
 COORD_COLUMNS = (*COORD_KEYS, "coord", *COORD_METRICS)
@@ -50,6 +52,7 @@ COORD_COLUMNS = (*COORD_KEYS, "coord", *COORD_METRICS)
 
 __all__ = [
     "COORDS_FILE",
+    "FAILURES_DIR",
     "META_FILE",
     "RESULTS_FILE",
     "RunWriter",
@@ -198,6 +201,12 @@ class RunWriter:
         """Append one cell's rows (and, first, their per-coordinate rows)."""
         self.coords.append(coordinate_rows_of(rows, coords))
         self.results.append(rows)  # last: a cell counts as finished once its result rows are in
+
+    def add_traceback(self, cell_seed: int, text: str) -> None:
+        """Write a failed cell's traceback to ``failures/<cell_seed>.txt`` (atomically)."""
+        folder = self.run_dir / FAILURES_DIR
+        folder.mkdir(exist_ok=True)
+        write_atomic(folder / f"{cell_seed}.txt", text)
 
     def finish(self, **extra: object) -> None:
         """Close the tables, record the end time (and anything else) in the sidecar, release the lock."""

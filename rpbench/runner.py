@@ -17,7 +17,7 @@ import torch
 from rpbench import metrics
 from rpbench.columns import Column, result_columns
 from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, draw_estimates
-from rpbench.errors import UsageError, error_text
+from rpbench.errors import UsageError, error_text, traceback_text
 from rpbench.estimators.base import Estimator, tree_leaves
 from rpbench.moments import GroupMoments
 from rpbench.params import Config, expand_grid, format_config, parse_assignment, resolve_grid, seed_config
@@ -251,6 +251,8 @@ class CellResult:
     cell: Cell
     rows: list[dict[str, object]]
     coords: dict[str, dict[str, torch.Tensor]]
+    traceback: str = ""
+    """A failed cell's traceback (empty for a cell that went well)."""
 
 
 def execute(
@@ -313,7 +315,7 @@ def execute(
                     "non-finite estimates: " + ", ".join(f"{g} {n} of {draw.samples}" for g, n in bad.items() if n)
                 )
         except Exception as exc:  # a failing cell is recorded and the sweep goes on
-            yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {})
+            yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {}, traceback_text(exc))
             continue
         rows, coords = [], {}
         for group, moments in draw.moments.items():

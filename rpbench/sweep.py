@@ -23,7 +23,7 @@ import torch
 from rpbench import runner
 from rpbench.columns import ADAPTIVE_KEY, Column
 from rpbench.engine import DEFAULT_MAX_MEMORY
-from rpbench.errors import UsageError, error_text
+from rpbench.errors import UsageError, error_text, traceback_text
 from rpbench.options import parse_memory, resolve_device
 from rpbench.registry import load_builtins, load_plugin
 from rpbench.results import (
@@ -275,11 +275,16 @@ class MemoryWriter:
         self.finished_cells: set[int] = set()
         self.results = AppendTable.in_memory(columns)
         self.coords = AppendTable.in_memory(COORD_COLUMNS)
+        self.tracebacks: dict[int, str] = {}
 
     def add(self, rows: Rows, coords: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
         """Keep one cell's rows."""
         self.coords.append(coordinate_rows_of(rows, coords))
         self.results.append(rows)
+
+    def add_traceback(self, cell_seed: int, text: str) -> None:
+        """Keep a failed cell's traceback (``tracebacks``, by cell seed)."""
+        self.tracebacks[cell_seed] = text
 
     def finish(self, **extra: object) -> None:
         """Record what the sidecar would."""
@@ -289,8 +294,9 @@ class MemoryWriter:
         """Nothing to release."""
 
 
-def _measure(jobs: Sequence[Job], resolved: Resolved, client: object | None) -> Iterator[tuple[Job, Rows, dict]]:
-    """Each job's rows and per-coordinate summaries, in order: serially here, or on the Dask client."""
+def _measure(jobs: Sequence[Job], resolved: Resolved, client: object | None) -> Iterator[tuple[Job, Rows, dict, str]]:
+    """Each job's rows, per-coordinate summaries and traceback (empty where it went well), in
+    order: serially here, or on the Dask client."""
     if client is None:
         for job in jobs:
             entry = job.entry
@@ -306,7 +312,7 @@ def _measure(jobs: Sequence[Job], resolved: Resolved, client: object | None) -> 
                 target_rel_ci=entry.target_rel_ci,
                 max_samples=entry.max_samples,
             )
-            yield job, result.rows, result.coords
+            yield job, result.rows, result.coords, result.traceback
         return
     from rpbench.distributed import Job as RemoteJob
     from rpbench.distributed import run_parallel
@@ -316,9 +322,9 @@ def _measure(jobs: Sequence[Job], resolved: Resolved, client: object | None) -> 
     for job, (_, outcome) in zip(jobs, outcomes, strict=True):  # both in plan order
         if isinstance(outcome, BaseException):  # the worker raised or died: full failed rows, the sweep goes on
             keys = cell_keys(job.cell, job.samples, job.batch, job.seed, job.estimator_params)
-            yield job, failed_rows(job.cell, keys, error_text(outcome)), {}
+            yield job, failed_rows(job.cell, keys, error_text(outcome)), {}, traceback_text(outcome)
         else:
-            yield job, *outcome
+            yield job, *outcome, ""
 
 
 def execute(
@@ -385,10 +391,12 @@ def _run_jobs(
     todo = [job for job in jobs if job.cell_seed not in writer.finished_cells]
     done = len(jobs) - len(todo)
     rows_written, failed, failed_cells = 0, [], 0
-    for job, rows, coords in _measure(todo, resolved, client):
+    for job, rows, coords, traceback in _measure(todo, resolved, client):
         if resolved.adaptive:  # a fixed-K cell of a run with adaptive ones (or a failed cell) starts where it ends
             for row in rows:
                 row.setdefault(ADAPTIVE_KEY, job.samples)
+        if traceback:  # before the rows: a failed row always has its traceback beside it
+            writer.add_traceback(job.cell_seed, traceback)
         writer.add(rows, coords)
         done += 1
         rows_written += len(rows)

@@ -347,6 +347,7 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(
     assert code == 1 and "failed: gaussian score group mu: FloatingPointError: non-finite estimates" in out
     table = pd.read_csv(only_run(tmp_path) / RESULTS_FILE)
     assert list(table["status"]) == ["failed", "failed", "ok", "ok"]
+    assert "tracebacks in" in out and (only_run(tmp_path) / "failures" / f"{table['cell_seed'][0]}.txt").exists()
     assert table.loc[table["status"] == "ok", "variance"].notna().all()
     assert table.loc[table["status"] == "failed", "variance"].isna().all()
 

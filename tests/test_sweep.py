@@ -14,6 +14,7 @@ import torch
 
 from rpbench.errors import UsageError
 from rpbench.estimators.score import Score
+from rpbench.results import FAILURES_DIR
 from rpbench.suite import Entry
 from rpbench.sweep import CellReport, Resolved, all_jobs, execute, plan_entries, resolve_resumed, single_entry
 
@@ -57,6 +58,12 @@ def test_a_cell_that_raises_becomes_full_failed_rows_and_the_sweep_goes_on(
         ("sigma", 2.0, "cos", 0.5, 1),
     }
     assert all(r["error"] == "RuntimeError: deliberately broken" for r in outcome.failed)
+    assert outcome.path is not None
+    (saved,) = (outcome.path / FAILURES_DIR).iterdir()  # one failed cell, its traceback kept whole
+    assert saved.name == f"{outcome.failed[0]['cell_seed']}.txt"
+    text = saved.read_text()
+    assert text.startswith("Traceback (most recent call last)") and "in fails_on_sigma_2" in text
+    assert text.rstrip().endswith("RuntimeError: deliberately broken")
 
 
 def test_an_in_memory_sweep_writes_nothing_and_keeps_its_tables_as_text(
