@@ -137,7 +137,7 @@ def single_entry(
         estimators=list(estimators or ["all"]),
         samples=_budget_value(1000 if samples is None else samples, "--samples"),
         batch=_budget_value(1 if batch is None else batch, "--batch"),
-        seeds=[seed],
+        seeds=[_seed(seed)],
         repeats=3 if repeats is None else repeats,
         target_rel_ci=_number(target_rel_ci, "--target-rel-ci"),
         max_samples=max_samples,
@@ -170,13 +170,24 @@ def _budget_value(value: int | Sequence[int], flag: str) -> int | list[int]:
     """An integer or a list of integers (one value: the integer itself, as a single run records it)."""
     if isinstance(value, str):
         raise UsageError(f"{flag} {value!r}: expected an integer or a list of integers, e.g. 1,2,4,8")
-    values = [value] if isinstance(value, int) else list(value)
+    if isinstance(value, int | float) or not isinstance(value, Sequence):
+        values: list[object] = [value]
+    else:
+        values = list(value)
     if not values:
         raise UsageError(f"{flag}: empty list; give at least one value")
     bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int)]
     if bad:
         raise UsageError(f"{flag} {bad[0]!r}: expected an integer or a list of integers, e.g. 1,2,4,8")
-    return values[0] if len(values) == 1 else values
+    counts = [int(v) for v in values]  # type: ignore[call-overload]
+    return counts[0] if len(counts) == 1 else counts
+
+
+def _seed(value: object, flag: str = "--seed") -> int:
+    """A run's seed: an integer >= 0, refused before anything is planned or written."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(f"{flag} {value!r}: expected an integer >= 0, e.g. 0")
+    return value
 
 
 def read_run_options(run_dir: Path) -> dict:

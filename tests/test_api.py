@@ -95,6 +95,12 @@ def test_a_suite_mapping_runs_like_a_suite_file(tmp_path: Path) -> None:
         ({"suite": {"run": []}}, "no \\[\\[run\\]\\] entries"),
         ({"suite": {"run": [{"task": "gaussian"}]}, "task": "gaussian"}, "drop --task"),
         ({"resume": "x", "samples": 10}, "drop the other run options"),
+        ({"samples": "10"}, "--samples '10': expected an integer"),
+        ({"samples": 20.5}, "--samples 20.5: expected an integer"),
+        ({"batch": True}, "--batch True: expected an integer"),
+        ({"seed": "x"}, "--seed 'x': expected an integer >= 0"),
+        ({"seed": 1.5}, "--seed 1.5: expected an integer >= 0"),
+        ({"seed": -1}, "--seed -1: expected an integer >= 0"),
     ],
 )
 def test_bad_arguments_raise_usage_error_with_the_clis_message(
