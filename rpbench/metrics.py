@@ -11,9 +11,13 @@ listed in the README:
   kurtosis κ, so it counts as ``χ²_m/m`` with ``m = 2K/(κ − 1)`` degrees of freedom and
   ``r² = a·ν·F_{ν,m}(level)``: as wide as the χ² ball for light tails, wider for heavy ones
   (``F(1, m) = t_m²``, the same m as the one-coordinate t).  The ball is conservative for the norm.
+  Satterthwaite (1946), "An approximate distribution of estimates of variance components",
+  Biometrics Bulletin 2.  ``snr``'s interval uses this mean interval; ``bias_significant`` keeps
+  the normal-theory ball (with its inflated SE, below).
 * ``bias_debiased`` — ``‖bias‖`` with the noise floor removed, ``√max(0, ‖m − e‖² − tr(Σ)/K −
   Σ exact_se²)`` (``bias`` itself is ≈ ``√(tr(Σ)/K)`` for an unbiased estimator); the interval
-  inverts the noncentral F distribution of ``‖m − e‖²/tr Ŝ`` in its noncentrality ``‖b‖²/a``.
+  inverts the noncentral F distribution of ``‖m − e‖²/tr Ŝ`` in its noncentrality ``‖b‖²/a``
+  (a noncentrality interval: Steiger & Fouladi 1997).
 * ``tail_warning`` — :func:`tail_unreliable`: the relative SE ``√((κ − 1)/K)`` of the variance
   estimate exceeds 0.3, so K is too small for the intervals to be trusted.
 * ``variance`` (trace of the covariance), ``variance_per_coord``, ``mse`` — each is the mean of
