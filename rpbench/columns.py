@@ -44,13 +44,18 @@ METRICS: tuple[str, ...] = (
     "cosine",
     "sec_per_estimate",
     "work_variance",
+    "bias_debiased",
 )
-"""Metrics with a ``_lo``/``_hi`` interval, in CSV order (``kurtosis`` follows, without one)."""
+"""Metrics with a ``_lo``/``_hi`` interval (their CSV order: :func:`metric_columns`)."""
+FLAGS: tuple[str, ...] = ("bias_significant", "tail_warning")
+"""Boolean columns of an ``ok`` row: the bias is beyond 4 SE; the tails are too heavy for K
+(:func:`rpbench.metrics.tail_unreliable`)."""
 SHOWN_METRICS: tuple[str, ...] = (
     "variance",
     "variance_per_coord",
     "mse",
     "bias",
+    "bias_debiased",
     "mean",
     "snr",
     "cosine",
@@ -66,10 +71,14 @@ TIMING: frozenset[str] = frozenset({"setup_seconds", "sec_per_estimate", "work_v
 
 
 def metric_columns() -> tuple[str, ...]:
-    """The measured columns of an ``ok`` row, in CSV order (``rpbench.metrics.summarize``'s keys)."""
+    """The measured columns of an ``ok`` row, in CSV order (``rpbench.metrics.summarize``'s keys).
+
+    The columns added later (``bias_debiased`` and its bounds, ``tail_warning``) come after
+    ``kurtosis``, so every column of an older run keeps its place among the metric columns.
+    """
     with_ci = [f"{metric}{suffix}" for metric in METRICS for suffix in ("", "_lo", "_hi")]
-    mean, bias, rest = with_ci[:3], with_ci[3:6], with_ci[6:]
-    return ("n_coords", *mean, "exact", *bias, "bias_significant", *rest, "kurtosis")
+    mean, bias, rest, debiased = with_ci[:3], with_ci[3:6], with_ci[6:-3], with_ci[-3:]
+    return ("n_coords", *mean, "exact", *bias, "bias_significant", *rest, "kurtosis", *debiased, "tail_warning")
 
 
 RESERVED: frozenset[str] = frozenset(
@@ -136,7 +145,7 @@ def result_columns(
             columns.append(Column(name, "timing" if base in TIMING else "ci", "float", of=base))
         elif name == "n_coords":
             columns.append(Column(name, "outcome", "int"))
-        elif name == "bias_significant":
+        elif name in FLAGS:
             columns.append(Column(name, "outcome", "bool"))
         else:
             columns.append(Column(name, "timing" if name in TIMING else "metric", "float"))

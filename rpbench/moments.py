@@ -1,14 +1,15 @@
 """Sufficient statistics of K gradient estimates, accumulated chunk by chunk in float64.
 
 The metrics of :mod:`rpbench.metrics` need, per parameter group, the mean estimate, the centred
-sum of squares of each coordinate, each estimate's squared distance from the mean (``u_k``), from
+sums of squares and of cubes of each coordinate (the cubes give the skewness that Hall's interval
+for a one-coordinate mean corrects for), each estimate's squared distance from the mean (``u_k``), from
 the truth, and its cosine with the truth, and ``tr(Σ²)`` (the shape of the confidence ball).
 None of that needs the ``(K, P)`` matrix at once, so K estimates can be drawn in chunks whose size
 follows a memory budget (:mod:`rpbench.engine`) and reduced here:
 
 1. :meth:`Moments.add` — first pass over the chunks: float64 sums, hence the exact mean;
 2. :meth:`Moments.add_centred` — second pass over the same chunks (the engine redraws them from
-   the same seeds): squares about that mean.  Centring on the final mean avoids the cancellation
+   the same seeds): squares (and cubes) about that mean.  Centring on the final mean avoids the cancellation
    of ``Σg² − K·ḡ²`` that a one-pass formula suffers when the mean is large next to the spread.
 
 A chunk is a list of 2-D blocks ``(c, p_i)``, one per parameter tensor, which are never joined
@@ -51,6 +52,8 @@ class GroupMoments:
     """Cosine of each estimate with the truth (0 for a zero estimate; ``None`` without a truth)."""
     nonfinite: int = 0
     """Estimates with a NaN or infinite coordinate (the statistics are then meaningless)."""
+    column_m3: torch.Tensor | None = None
+    """Per-coordinate third central moment ``Σ_k (g_k − ḡ)³ / K``, ``(P,)`` (``None``: not accumulated)."""
 
     @property
     def p(self) -> int:
@@ -89,6 +92,7 @@ class Moments:
         self._centred = 0
         self._mean: list[torch.Tensor] | None = None
         self._squares = [self._zeros(size) for size in self.sizes]
+        self._cubes = [self._zeros(size) for size in self.sizes]
         self._u = self._zeros(samples)
         self._full_gram = self.p * self.p * samples <= gram_budget
         self._gram = self._zeros(self.p, self.p) if self._full_gram else None
@@ -145,6 +149,7 @@ class Moments:
             d = block.to(torch.float64) - self._mean[i]
             squares = d * d
             self._squares[i] += squares.sum(0)
+            self._cubes[i] += (squares * d).sum(0)
             row_squares = squares.sum(1)
             del squares
             self._u[rows] += row_squares
@@ -191,7 +196,10 @@ class Moments:
             truth_norm = float(torch.cat(self._truth).norm())
             norms = self._norm_sq.clamp_min(0.0).sqrt()
             cosine = torch.where(norms > 0, self._dot / (norms.clamp_min(1e-300) * max(truth_norm, 1e-300)), 0.0)
-        return GroupMoments(k, mean, column_var, self._u.clone(), trace_sq, error_sq, cosine, self._nonfinite)
+        column_m3 = torch.cat(self._cubes) / k
+        return GroupMoments(
+            k, mean, column_var, self._u.clone(), trace_sq, error_sq, cosine, self._nonfinite, column_m3
+        )
 
     def _check(self, chunk: torch.Tensor | Sequence[torch.Tensor], seen: int) -> list[torch.Tensor]:
         blocks = blocks_of(chunk)

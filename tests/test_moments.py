@@ -34,6 +34,7 @@ def test_chunks_agree_with_the_direct_formulas(budget: float) -> None:
     centred = x - mean
     torch.testing.assert_close(stats.mean, mean)
     torch.testing.assert_close(stats.column_var, x.var(0))
+    torch.testing.assert_close(stats.column_m3, (centred**3).mean(0))  # the skewness of Hall's mean interval
     torch.testing.assert_close(stats.u, (centred**2).sum(1))
     torch.testing.assert_close(stats.error_sq, ((x - exact) ** 2).sum(1))
     cosine = (x @ exact) / (x.norm(dim=1) * exact.norm())
@@ -51,7 +52,7 @@ def test_one_chunk_equals_many_chunks() -> None:
     g = torch.randn(257, 5, dtype=torch.float64)
     whole = Moments.of(g, torch.zeros(5, dtype=torch.float64))
     parts = _chunked(g, [5], [100, 100, 57], torch.zeros(5, dtype=torch.float64))
-    for name in ("mean", "column_var", "u", "error_sq", "cosine"):
+    for name in ("mean", "column_var", "column_m3", "u", "error_sq", "cosine"):
         torch.testing.assert_close(getattr(whole, name), getattr(parts, name))
     assert whole.trace_sq == pytest.approx(parts.trace_sq, rel=1e-12)
 

@@ -143,10 +143,14 @@ def test_without_an_exact_truth_the_truth_columns_are_empty_and_the_rest_is_run_
     assert {row["truth"] for row in ran} == {"reference:score+loox96"}  # run's cached reference: not used here
     truth_columns = {"truth", "exact_se", "exact", "bias", "bias_lo", "bias_hi", "bias_significant"}
     truth_columns |= {"mse", "mse_lo", "mse_hi", "cosine", "cosine_lo", "cosine_hi"}
+    truth_columns |= {"bias_debiased", "bias_debiased_lo", "bias_debiased_hi"}
     assert differing(rows, ran, TIMING_COLUMNS | truth_columns) == []
     for row in rows:
         assert row["truth"] == "none" and row["bias_significant"] is False
-        assert all(math.isnan(float(row[c])) for c in ("exact", "exact_se", "bias", "bias_hi", "mse", "cosine"))  # type: ignore[arg-type]
+        assert all(
+            math.isnan(float(row[c]))
+            for c in ("exact", "exact_se", "bias", "bias_hi", "bias_debiased", "mse", "cosine")
+        )  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
