@@ -60,6 +60,10 @@ class Bounded:
         return not (math.isnan(self.lo) or math.isnan(self.hi))
 
 
+BIAS_METRICS: frozenset[str] = frozenset({"bias", "bias_debiased"})
+"""Metrics of bias: every row is a candidate, and only a single significantly smallest is best."""
+
+
 def reference_row(grid: Grid, reference: str) -> str:
     """The row of ``relative_to``: an estimator name with one configuration, or a full row label."""
     if reference in grid.rows:
@@ -107,7 +111,7 @@ def best_rows(cells: dict[str, Bounded], metric: str) -> set[str]:
         return other.lo <= best.hi and best.lo <= other.hi
 
     tied = {r for r, c in bounded.items() if overlaps(c)}
-    if metric == "bias":
+    if metric in BIAS_METRICS:
         return tied if len(tied) == 1 else set()
     return set() if len(tied) == len(bounded) else tied
 
@@ -132,7 +136,7 @@ def _ratio(cell: Bounded, base: Bounded, is_reference: bool, is_zero: bool) -> B
 
 
 def _candidates(grid: Grid, present: list[str], j: int, metric: str, best_includes_biased: bool) -> list[str]:
-    if best_includes_biased or metric == "bias" or metric in CURVE_METRICS:
+    if best_includes_biased or metric in BIAS_METRICS or metric in CURVE_METRICS:
         return present
     return [r for r in present if not grid.biased.get(r) and not bool(grid.significant.at[r, j])]
 
@@ -200,9 +204,10 @@ def best_words(metrics: list[str], best_includes_biased: bool) -> str | None:
     """What bold means, for the metrics of a table."""
     if not any(m not in NO_BEST and (m in WITH_CI or m in CURVE_METRICS) for m in metrics):
         return None
-    among = "" if best_includes_biased or set(metrics) <= {"bias", *CURVE_METRICS} else ", among rows without bias"
+    all_candidates = best_includes_biased or set(metrics) <= BIAS_METRICS | set(CURVE_METRICS)
+    among = "" if all_candidates else ", among rows without bias"
     words = f"bold: the best and every row whose interval overlaps it{among} (none where all overlap)"
-    if "bias" in metrics:
+    if BIAS_METRICS & set(metrics):
         words += "; for bias only a single significantly smallest one"
     return words
 

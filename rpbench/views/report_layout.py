@@ -44,6 +44,12 @@ def select_group(frame: pd.DataFrame, group: str | None) -> pd.DataFrame:
     return frame[frame["group"].astype(str) == group]
 
 
+def check_metric_column(frame: pd.DataFrame, metric: str) -> None:
+    """A :class:`UsageError` where the run has no column for ``metric`` (written by an older version)."""
+    if metric not in frame.columns:
+        raise UsageError(f"metric {metric!r}: this run has no such column (it was written before rpbench had it)")
+
+
 def interval(frame: pd.DataFrame, metric: str, absolute: bool = False) -> tuple[pd.Series, pd.Series, pd.Series]:
     """The metric and its CI bounds (NaN where there is none).  With ``absolute``, ``bias`` becomes
     |bias| with its interval mapped to |·| (0 at the bottom where the interval contains 0).  A metric
@@ -148,6 +154,7 @@ def build_grid(run: Run, metric: str, columns: list[str] | None = None, run_keys
         work[key] = work[key].map(format_value).astype(object)
     work["_col"] = list(zip(*(work[k] for k in keys), strict=True)) if keys else [()] * len(work)
     _check_unique(frame, work, [*task_keys, *est_params, "group"])
+    check_metric_column(work, metric)
     value, lo, hi = interval(work, metric)
     if metric == "snr":  # an exact estimator's SNR is infinite (round-off would make it 1e15)
         exact = exact_estimator(work)

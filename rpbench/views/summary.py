@@ -21,26 +21,28 @@ from rpbench.views.labels import estimator_labels, format_value, is_true, settin
 from rpbench.views.loader import Run
 from rpbench.views.numbers import format_interval
 from rpbench.views.render_markdown import number_text
-from rpbench.views.report_cells import Bounded, best_rows
+from rpbench.views.report_cells import BIAS_METRICS, Bounded, best_rows
 from rpbench.views.resolution import exact_estimator, resolution
 
 TAIL_MARK = "!"
 """The mark of a cell whose interval is unreliable at the K drawn (heavy tails)."""
-TAIL_COLUMNS: tuple[str, ...] = ("heavy_tailed", "tail_unreliable")
-"""Row flags a run may carry for heavy tails (the first present is used)."""
-MIN_K_PER_KURTOSIS = 10.0
-"""Without a flag column: heavy-tailed where K < 10 · kurtosis (the relative SE of the variance,
-√((κ − 1)/K), then exceeds about 0.3)."""
+TAIL_COLUMNS: tuple[str, ...] = ("tail_warning",)
+"""The row flag a run carries for heavy tails (``rpbench.metrics.tail_unreliable``)."""
+TAIL_REL_SE = 0.3
+"""For rows written before that flag: heavy-tailed where the relative SE of the variance,
+√((κ − 1)/K), exceeds 0.3 — the rule of ``rpbench.metrics.tail_unreliable`` (views import no torch)."""
 
 
 def heavy_tailed(record: dict[str, object]) -> bool:
     """Whether a row's estimates are too heavy-tailed for its interval at the K drawn: the run's own
-    flag where it has one, else K < :data:`MIN_K_PER_KURTOSIS` · kurtosis."""
+    flag (``tail_warning``) where it has one, else the same rule from its kurtosis and K."""
     for column in TAIL_COLUMNS:
         if column in record and record[column] is not None and not _nan(record[column]):
             return is_true(record[column])
     kurtosis, samples = _float(record.get("kurtosis")), _float(record.get("samples"))
-    return math.isfinite(kurtosis) and math.isfinite(samples) and samples < MIN_K_PER_KURTOSIS * kurtosis
+    if not (math.isfinite(kurtosis) and math.isfinite(samples) and samples > 0):
+        return False
+    return math.sqrt(max(kurtosis - 1.0, 0.0) / samples) > TAIL_REL_SE
 
 
 def _nan(value: object) -> bool:
@@ -77,7 +79,7 @@ def _best(records: dict[str, dict[str, object]], metric: str) -> set[str]:
         label: _bounded(r, metric)
         for label, r in records.items()
         if r.get("status") != "failed"
-        and (metric == "bias" or not (is_true(r.get("biased")) or is_true(r.get("bias_significant"))))
+        and (metric in BIAS_METRICS or not (is_true(r.get("biased")) or is_true(r.get("bias_significant"))))
     }
     if metric == "bias":
         candidates = {k: Bounded(abs(c.value), *_abs_bounds(c)) for k, c in candidates.items()}

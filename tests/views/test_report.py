@@ -263,7 +263,7 @@ def test_latex_is_a_booktabs_tabular(gaussian: Run) -> None:
         assert part in text
     assert text.isascii()
     assert r"\boldmath" in text and r"^{+" in text and r"\textsuperscript{*}" in text
-    assert r"\pm" in report_text(gaussian, "bias", fmt="latex")  # a one-coordinate bias: symmetric
+    assert r"^{+" in report_text(gaussian, "bias", fmt="latex")  # a one-coordinate bias: skewness-corrected
     assert r"\multicolumn{6}{c}{mu}" in text and r"\cmidrule(lr){2-7}" in text
     assert "score+ma (decay=0.5)" in text and "--" in text
 

@@ -112,10 +112,10 @@ def test_heavy_tails_are_marked_where_k_is_too_small_for_the_kurtosis() -> None:
         bounded_row("score", 13.1, 9.9, 17.9, kurtosis=5.0, samples=1000),
         bounded_row("score+opt", 16.6, 3.5, 82.1, kurtosis=300.0, samples=1000),
     ]
-    (table,) = summary_tables(run_of(rows), "variance")  # K = 1000 < 10 · 300
+    (table,) = summary_tables(run_of(rows), "variance")  # √(299/1000) = 0.55 > 0.3; √(4/1000) is not
     assert cells_of(table) == ["13.1 [9.9, 17.9]", "16.6 [3.5, 82.1]!"]
     assert "! heavy tails: K is too small" in str(table.caption)
-    flagged = [bounded_row("score", 13.1, 9.9, 17.9, kurtosis=300.0, heavy_tailed=False)]
+    flagged = [bounded_row("score", 13.1, 9.9, 17.9, kurtosis=300.0, tail_warning=False)]
     (table,) = summary_tables(run_of(flagged), "variance")  # the run's own flag decides where it has one
     assert cells_of(table) == ["13.1 [9.9, 17.9]"]
 
