@@ -329,9 +329,14 @@ def _noncentrality(f_obs: float, nu: float, dof: float, target: float) -> float:
     from scipy.stats import ncf, ncx2
 
     def below(lam: float) -> float:
-        if dof > _KNOWN_DOF:
-            return float(ncx2.cdf(nu * f_obs, nu, lam))
-        return float(ncf.cdf(f_obs, nu, dof, lam))
+        """P(F ≤ f_obs; λ); where scipy's noncentral F gives NaN (large λ), the noncentral χ² (m
+        large) and then the normal approximation of √χ'² (λ large) stand in."""
+        p = float(ncx2.cdf(nu * f_obs, nu, lam)) if dof > _KNOWN_DOF else float(ncf.cdf(f_obs, nu, dof, lam))
+        if not math.isfinite(p):
+            p = float(ncx2.cdf(nu * f_obs, nu, lam))
+        if not math.isfinite(p):
+            p = NormalDist().cdf(math.sqrt(nu * f_obs) - math.sqrt(lam))
+        return p
 
     if nu * (f_obs - 1.0) > 1e6:
         root = math.sqrt(nu * f_obs) + NormalDist().inv_cdf(1.0 - target)

@@ -16,7 +16,7 @@ import torch
 
 from rpbench import metrics
 from rpbench.columns import Column, result_columns
-from rpbench.engine import DEFAULT_MAX_MEMORY, cell_seed, draw_estimates
+from rpbench.engine import DEFAULT_MAX_MEMORY, Draw, cell_seed, draw_estimates
 from rpbench.errors import UsageError, error_text, traceback_text
 from rpbench.estimators.base import Estimator, tree_leaves
 from rpbench.moments import GroupMoments
@@ -317,21 +317,33 @@ def execute(
         except Exception as exc:  # a failing cell is recorded and the sweep goes on
             yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {}, traceback_text(exc))
             continue
-        rows, coords = [], {}
-        for group, moments in draw.moments.items():
-            exact = None if truth is None else truth.gradient[group]
-            exact_se = None if truth is None or truth.se is None else truth.se[group]
-            row: dict[str, object] = {
-                **keys,
-                "group": group,
-                "status": "ok",
-                "error": "",
-                "truth": "none" if truth is None else truth.kind,
-                "exact_se": math.nan if truth is None else se_norm(exact_se),
-                "setup_seconds": draw.setup_seconds,
-                "chunk": draw.chunk,
-            }
-            row.update(metrics.summarize(moments, exact, draw.seconds, level, exact_se))
-            rows.append(row)
-            coords[group] = metrics.per_coordinate(moments, exact)
+        try:  # a metric that cannot be computed fails its cell, not the sweep
+            rows, coords = _summarized(draw, truth, keys, level)
+        except Exception as exc:
+            yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {}, traceback_text(exc))
+            continue
         yield CellResult(cell, rows, coords)
+
+
+def _summarized(
+    draw: Draw, truth: Truth | None, keys: Mapping[str, object], level: float
+) -> tuple[list[dict[str, object]], dict[str, dict[str, torch.Tensor]]]:
+    """A measured cell's rows (one per parameter group) and per-coordinate summaries."""
+    rows, coords = [], {}
+    for group, moments in draw.moments.items():
+        exact = None if truth is None else truth.gradient[group]
+        exact_se = None if truth is None or truth.se is None else truth.se[group]
+        row: dict[str, object] = {
+            **keys,
+            "group": group,
+            "status": "ok",
+            "error": "",
+            "truth": "none" if truth is None else truth.kind,
+            "exact_se": math.nan if truth is None else se_norm(exact_se),
+            "setup_seconds": draw.setup_seconds,
+            "chunk": draw.chunk,
+        }
+        row.update(metrics.summarize(moments, exact, draw.seconds, level, exact_se))
+        rows.append(row)
+        coords[group] = metrics.per_coordinate(moments, exact)
+    return rows, coords

@@ -266,3 +266,15 @@ def test_tail_warning_fires_where_k_is_small_for_the_kurtosis() -> None:
     g = _score_sigma_quadratic(1, 1000)[0][0]
     row = summarize(g, None, [1.0])
     assert row["tail_warning"] == tail_unreliable(row["kurtosis"], 1000)
+
+
+def test_the_noncentrality_is_found_where_scipys_noncentral_f_gives_nan() -> None:
+    from scipy.stats import ncf
+
+    from rpbench.metrics import _noncentrality
+
+    assert math.isnan(float(ncf.cdf(1.5, 50, 30, 4307)))  # scipy's NaN that once stopped a whole sweep
+    lam = _noncentrality(1.5, 50.0, 30.0, 0.025)
+    assert math.isfinite(lam) and lam > 0
+    assert float(ncf.cdf(1.5, 50, 30, lam)) == pytest.approx(0.025, abs=1e-6)
+    assert _noncentrality(1.5, 50.0, 30.0, 0.975) == 0.0  # λ = 0 already gives less

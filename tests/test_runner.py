@@ -188,3 +188,24 @@ def test_adaptive_k_stops_at_the_start_where_the_variance_is_zero_or_rounding() 
     assert rel_half_width(0.0, 0.0, 0.0) == 0.0 and rel_half_width(2.0, 1.0, 4.0) == 0.75
     noisy = Moments.of(torch.randn(50, 3, generator=torch.Generator().manual_seed(0)))
     assert not target_met({"mu": zero, "sigma": noisy}, 0.1, 0.95)  # every group must meet it
+
+
+def test_a_metric_that_cannot_be_computed_fails_its_cell_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rpbench import metrics
+
+    original = metrics.summarize
+    calls = {"n": 0}
+
+    def fails_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ValueError("The function value at x=4307 is NaN; solver cannot continue.")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "summarize", fails_once)
+    cells = plan("gaussian", {"fn": ["cos"], "sigma": ["1", "2"]}, parse_estimators(["score"]), 1, CPU).cells
+    results = list(execute(cells, 50, 1, 4, repeats=1))
+    statuses = [r.rows[0]["status"] for r in results]
+    assert statuses[0] == "failed" and len(statuses) > 1 and set(statuses[1:]) == {"ok"}  # the sweep goes on
+    assert results[0].rows[0]["error"].startswith("ValueError: The function value")
+    assert "in fails_once" in results[0].traceback and results[1].traceback == ""
