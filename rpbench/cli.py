@@ -40,7 +40,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(width=None if sys.stdout.isatty() else 140)
+console = Console(width=None if sys.stdout.isatty() else 220)  # wide enough for intervals in logs
 
 WhereOption = Annotated[
     list[str] | None, typer.Option("--where", "-w", help="Keep rows with key=value (a comma list; repeatable).")

@@ -197,8 +197,10 @@ def describe(
     best_includes_biased: bool,
     interval: str = "CI",
     value: str = "value",
+    latex: bool = False,
 ) -> str:
-    """The caption's words: what the cells show, how their intervals read, what bold and 0 mean."""
+    """The caption's words: what the cells show, how their intervals read (as LaTeX writes them
+    where ``latex``), what bold and 0 mean."""
     shown = ", ".join(labels)
     if relative_to is not None:
         shown = ", ".join(
@@ -210,7 +212,7 @@ def describe(
             "none where a bound is not positive]"
         ]
     else:
-        parts = [f"{shown}: {interval_words(cells, level, interval, value)}"]
+        parts = [f"{shown}: {interval_words(cells, level, interval, value, latex)}"]
     if any(m in CURVE_HIGHER_IS_BETTER for m in metrics):
         parts.append("higher is better")
     parts.extend(words for words in (best_words(metrics, best_includes_biased), round_off_note(grid, cells)) if words)
@@ -284,10 +286,14 @@ def report_text(
     labels = [label for label, _ in grids]
     if final is not None:
         interval, point = train_context(final.results, at_seconds)
-        words = describe(labels, metrics, cells, grid, None, run.level, best_includes_biased, interval, "mean")
+        words = describe(
+            labels, metrics, cells, grid, None, run.level, best_includes_biased, interval, "mean", fmt == "latex"
+        )
         description = f"{words}; {point}"
     else:
-        description = describe(labels, metrics, cells, grid, relative_to, run.level, best_includes_biased)
+        description = describe(
+            labels, metrics, cells, grid, relative_to, run.level, best_includes_biased, latex=fmt == "latex"
+        )
     relative = relative_to is not None
     if fmt == "latex":
         return render_latex(grid, cells, description, relative, caption=caption, label=label)

@@ -155,6 +155,8 @@ def grid_cells(
         ranked = {r: magnitude(grid, r, j, absolute=metric == "bias") for r in present}
         resolution = {r: float(grid.resolution.at[r, j]) for r in present}
         zeros = {r for r in present if resolution[r] > 0 and abs(signed[r].value) <= resolution[r]}
+        for r in zeros:  # round-off is 0, and so is its interval below the resolution: the zeros tie
+            ranked[r] = Bounded(0.0, 0.0, ranked[r].hi if ranked[r].hi > resolution[r] else 0.0)
         candidates = _candidates(grid, present, j, metric, best_includes_biased)
         best = best_rows({r: ranked[r] for r in candidates}, metric)  # ratios share it: same order
         shown = signed
@@ -190,13 +192,19 @@ def symmetric_table(cells: dict[tuple[str, int], TableCell]) -> bool:
 
 
 def interval_words(
-    cells: dict[tuple[str, int], TableCell], level: float | None, what: str = "CI", value: str = "value"
+    cells: dict[tuple[str, int], TableCell],
+    level: float | None,
+    what: str = "CI",
+    value: str = "value",
+    latex: bool = False,
 ) -> str:
     """How the cells show their intervals: ``value [lo, hi]``, or ``value ± half-width`` where every
     interval of the table is symmetric."""
     ci = f"{level:.0%} {what}" if level else what
     if symmetric_table(cells):
         return f"{value} ± half-width of its {ci}"
+    if latex:  # LaTeX writes the arms: value^{+(upper - value)}_{-(value - lower)}
+        return f"{value} with superscript +(upper - {value}) and subscript -({value} - lower) of its {ci}"
     return f"{value} [lower, upper bound of its {ci}]"
 
 

@@ -127,6 +127,9 @@ def test_round_off_shows_as_zero_with_its_resolution_in_the_caption() -> None:
     rows = table_rows(text)
     assert rows[1][1] == "**0**" and rows[2][1] == "2.00 ± 0.20"
     assert "0: below round-off (1.0e-12" in text.splitlines()[0]
+    three = hand_run([1.2e-31, 0.0, 2.0], [1e-31, 0.0, 1.8], [4e-31, 0.0, 2.2], flags=(False, False, False))
+    tied = table_rows(report_text(three))  # round-off and an exact zero tie: both read 0, both bold
+    assert [r[1] for r in tied[1:]] == ["**0**", "**0**", "2.00 ± 0.20"]
     bias = run.with_results(run.results.assign(bias=[1e-17, 0.3], bias_lo=[-2e-17, -0.1], bias_hi=[4e-17, 0.7]))
     noise = table_rows(report_text(bias, "bias"))
     assert noise[1][1] == "0" and not bold(noise[2][1])  # noise does not win the bold
@@ -319,10 +322,10 @@ def test_caption_and_label_make_a_latex_float(gaussian: Run) -> None:
     lines = latex.splitlines()
     assert lines[:2] == [r"\begin{table}[t]", r"\centering"] and lines[-1] == r"\end{table}"
     assert lines[2].startswith(
-        r"\caption{Variance of the gradient. variance: value [lower, upper bound of its 95\% CI]"
+        r"\caption{Variance of the gradient. variance: value with superscript +(upper - value) and subscript"
     )
     assert lines[3] == r"\label{tab:var}"
-    assert report_text(gaussian, fmt="latex").startswith("% variance: value [")  # no float without them
+    assert report_text(gaussian, fmt="latex").startswith("% variance: value with superscript")  # no float without
     markdown = report_text(gaussian, caption="Table 1: variance")
     assert markdown.startswith("Table 1: variance. variance: value [")
 
