@@ -54,6 +54,13 @@ class Bounded:
     lo: float
     hi: float
 
+    def absolute(self) -> Bounded:
+        """|value| with the interval mapped to |·| (0 at the bottom where it holds 0)."""
+        top = max(abs(self.lo), abs(self.hi))
+        if self.lo <= 0 <= self.hi:
+            return Bounded(abs(self.value), 0.0, top)
+        return Bounded(abs(self.value), min(abs(self.lo), abs(self.hi)), top)
+
     @property
     def has_interval(self) -> bool:
         """Both bounds known (an infinite value, an exact estimator's SNR, has infinite ones)."""
@@ -118,12 +125,8 @@ def best_rows(cells: dict[str, Bounded], metric: str) -> set[str]:
 
 def magnitude(grid: Grid, row: str, j: int, absolute: bool) -> Bounded:
     """Cell (row, j) with its interval; with ``absolute``, |value| with the interval mapped to |·|."""
-    value, lo, hi = (float(frame.at[row, j]) for frame in (grid.value, grid.lo, grid.hi))
-    if not absolute:
-        return Bounded(value, lo, hi)
-    if lo <= 0 <= hi:
-        return Bounded(abs(value), 0.0, max(abs(lo), abs(hi)))
-    return Bounded(abs(value), min(abs(lo), abs(hi)), max(abs(lo), abs(hi)))
+    cell = Bounded(*(float(frame.at[row, j]) for frame in (grid.value, grid.lo, grid.hi)))
+    return cell.absolute() if absolute else cell
 
 
 def _ratio(cell: Bounded, base: Bounded, is_reference: bool, is_zero: bool) -> Bounded:

@@ -53,5 +53,5 @@ def resolution(frame: pd.DataFrame, metric: str) -> pd.Series:
 def exact_estimator(frame: pd.DataFrame) -> pd.Series:
     """Per row, whether the variance is round-off (an exact control variate): its SNR is then
     infinite, not the 10¹⁵ that round-off gives."""
-    variance = _column(frame, "variance")
-    return (variance <= resolution(frame, "variance")) & (resolution(frame, "variance") > 0)
+    level = resolution(frame, "variance")
+    return (_column(frame, "variance") <= level) & (level > 0)

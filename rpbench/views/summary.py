@@ -82,14 +82,8 @@ def _best(records: dict[str, dict[str, object]], metric: str) -> set[str]:
         and (metric in BIAS_METRICS or not (is_true(r.get("biased")) or is_true(r.get("bias_significant"))))
     }
     if metric == "bias":
-        candidates = {k: Bounded(abs(c.value), *_abs_bounds(c)) for k, c in candidates.items()}
+        candidates = {k: c.absolute() for k, c in candidates.items()}
     return best_rows(candidates, metric)
-
-
-def _abs_bounds(cell: Bounded) -> tuple[float, float]:
-    if cell.lo <= 0 <= cell.hi:
-        return 0.0, max(abs(cell.lo), abs(cell.hi))
-    return min(abs(cell.lo), abs(cell.hi)), max(abs(cell.lo), abs(cell.hi))
 
 
 def _budget_text(row: Mapping[str, object] | pd.Series, keys: list[str], sep: str) -> str:
