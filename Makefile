@@ -22,7 +22,7 @@ run: setup ## the main job: every estimator on the default Gaussian sweep
 test: setup lint
 	$(BIN)/python -m pytest -q --benchmark-disable
 
-test-fast: setup ## the inner loop: every test not marked slow or dask, no lint (under a minute)
+test-fast: setup ## the inner loop: every test not marked slow or dask, no lint (about 2 min on two cores)
 	$(BIN)/python -m pytest -q --benchmark-disable -m "not slow and not dask"
 
 lint: setup ## ruff (check + format) and mypy (settings in pyproject.toml)
