@@ -101,6 +101,21 @@ def _train_grid(
     return build_grid(final, metric, columns, run_keys), final
 
 
+def _metric_grid(
+    run: Run,
+    metric: str,
+    group: str | None,
+    columns: list[str] | None,
+    relative_to: str | None,
+    at_seconds: float | None,
+) -> tuple[Grid, Run | None]:
+    """The grid of one metric, and for a training run the final run it lays out (``None`` else)."""
+    if run.kind == "train":
+        return _train_grid(run, metric, group, columns, relative_to, at_seconds)
+    _check_measure(run, at_seconds)
+    return _grid(run, metric, group, columns), None
+
+
 def _span(values: pd.Series) -> str:
     numbers = sorted({format_value(float(v)) for v in values.dropna()}, key=float)
     return numbers[0] if len(numbers) == 1 else f"{numbers[0]}–{numbers[-1]}" if numbers else "–"
@@ -156,11 +171,7 @@ def report_frame(
     evaluation point, or its last within ``at_seconds`` of training).
     """
     metric = default_metric(run) if metric is None else metric
-    if run.kind == "train":
-        grid, _ = _train_grid(run, metric, group, columns, relative_to, at_seconds)
-    else:
-        _check_measure(run, at_seconds)
-        grid = _grid(run, metric, group, columns)
+    grid, _ = _metric_grid(run, metric, group, columns, relative_to, at_seconds)
     values = grid.value
     if relative_to is not None:
         reference = reference_row(grid, relative_to)
@@ -231,10 +242,7 @@ def _metric_grids(
     grids: list[tuple[str, Grid]] = []
     final = None
     for metric in metrics:
-        if run.kind == "train":
-            grid, final = _train_grid(run, metric, group, columns, relative_to, at_seconds)
-        else:
-            grid = _grid(run, metric, group, columns)
+        grid, final = _metric_grid(run, metric, group, columns, relative_to, at_seconds)
         grids.append(_in_unit(grid, metric, relative_to is not None))
     return grids, final
 
@@ -276,8 +284,6 @@ def report_text(
     """
     check_choice(fmt, REPORT_FORMATS, "format")
     metrics = metric_list(run, metric)
-    if run.kind != "train":
-        _check_measure(run, at_seconds)
     if fmt == "csv":
         return _csv(run, metrics, group, columns, relative_to, at_seconds)
     grids, final = _metric_grids(run, metrics, group, columns, relative_to, at_seconds)
@@ -311,11 +317,9 @@ def _csv(
     """The numeric pivot of every metric asked for (in seconds), joined on the estimator rows."""
     frames = []
     for metric in metrics:
-        if run.kind == "train":
-            grid, final = _train_grid(run, metric, group, columns, relative_to, at_seconds)
-            frames.append(_train_pivot(grid, final, metric, columns))
-        else:
-            frames.append(pivot_frame(_grid(run, metric, group, columns), metric, relative_to))
+        grid, final = _metric_grid(run, metric, group, columns, relative_to, at_seconds)
+        pivot = pivot_frame(grid, metric, relative_to) if final is None else _train_pivot(grid, final, metric, columns)
+        frames.append(pivot)
     joined = frames[0]
     for frame in frames[1:]:
         joined = joined.join(frame.drop(columns=[c for c in frame.columns if c in joined.columns]))
