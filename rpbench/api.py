@@ -44,6 +44,8 @@ def run(
     device: str = "cpu",
     out: str | Path | None = None,
     repeats: int | None = None,
+    min_time: float | None = None,
+    timing_threads: int | None = None,
     level: float = 0.95,
     max_memory: str | int | None = None,
     plugins: Sequence[str] = (),
@@ -56,8 +58,10 @@ def run(
 
     ``task``, ``estimators`` (``"all"``, ``"score,pathwise"``, ``"score+ma:decay=0.9,0.99"`` or a
     list of such), ``params`` (``{"sigma": [1.0, 2.0], "fn": "cos"}``: a list sweeps), ``samples``
-    (K, default 1000), ``batch`` (n, default 1), ``seed`` and ``repeats`` (timed repeats, default
-    3) define one entry; ``samples`` and ``batch`` may be lists (``batch=[1, 2, 4, 8]``: one cell per
+    (K, default 1000), ``batch`` (n, default 1), ``seed``, ``repeats`` (timed values per cell,
+    default 7), ``min_time`` (seconds each value lasts at least, default 0.05) and
+    ``timing_threads`` (torch threads while timing, default 1; 0: the process's) define one entry;
+    ``samples`` and ``batch`` may be lists (``batch=[1, 2, 4, 8]``: one cell per
     value, each with the seed a single value would give it).  ``target_rel_ci`` (adaptive K) doubles
     each cell's K from ``samples`` until its variance interval's relative half-width ``(hi − lo) / 2 /
     value`` is below it in every group, or until ``max_samples`` (default 100 × ``samples``); the
@@ -79,6 +83,8 @@ def run(
         "--samples": samples,
         "--batch": batch,
         "--repeats": repeats,
+        "--min-time": min_time,
+        "--timing-threads": timing_threads,
         "--target-rel-ci": target_rel_ci,
         "--max-samples": max_samples,
     }
@@ -96,7 +102,9 @@ def run(
         entries, label, where = resolve_suite(suite)
     else:
         lists = _estimator_list(estimators), _param_lists(params)
-        entry = single_entry(task, *lists, samples, batch, seed, repeats, target_rel_ci, max_samples)
+        entry = single_entry(
+            task, *lists, samples, batch, seed, repeats, target_rel_ci, max_samples, min_time, timing_threads
+        )
         entries, label, where = [entry], entry.task, None
     resolved = Resolved(entries, label, where, device, level, plugins=list(plugins))
     if memory is not None:

@@ -127,7 +127,22 @@ def run_command(
         typer.Option(help="Folder for run outputs; each run writes a new OUT/<run-id>/. [default: results]"),
     ] = None,
     repeats: Annotated[
-        int | None, typer.Option(help="Timed repeats of each cell (>= 1), for the cost and its CI. [default: 3]")
+        int | None,
+        typer.Option(help="Timed values per cell (>= 1); the cost is their median, its CI two of them. [default: 7]"),
+    ] = None,
+    min_time: Annotated[
+        float | None,
+        typer.Option(
+            "--min-time",
+            help="Seconds a timed value lasts at least (a shorter cell repeats inside it; 0: once). [default: 0.05]",
+        ),
+    ] = None,
+    timing_threads: Annotated[
+        int | None,
+        typer.Option(
+            "--timing-threads",
+            help="Torch threads while a cell is timed (0: the process's own); one: a core's cost. [default: 1]",
+        ),
     ] = None,
     level: Annotated[float, typer.Option(help="Confidence level of every interval, in (0, 1).")] = 0.95,
     max_memory: Annotated[
@@ -158,6 +173,8 @@ def run_command(
             device=device,
             out=out if out is not None or resume is not None else Path("results"),
             repeats=repeats,
+            min_time=min_time,
+            timing_threads=timing_threads,
             level=level,
             max_memory=max_memory,
             plugins=plugin or [],

@@ -45,6 +45,7 @@ METRICS: tuple[str, ...] = (
     "sec_per_estimate",
     "work_variance",
     "bias_debiased",
+    "relative_cost",
 )
 """Metrics with a ``_lo``/``_hi`` interval (their CSV order: :func:`metric_columns`)."""
 FLAGS: tuple[str, ...] = ("bias_significant", "tail_warning")
@@ -61,28 +62,61 @@ SHOWN_METRICS: tuple[str, ...] = (
     "cosine",
     "sec_per_estimate",
     "work_variance",
+    "relative_cost",
     "kurtosis",
 )
 """Metrics a summary, a report table or a plot can show (the choices of ``rpbench run --metric``)."""
 HIGHER_IS_BETTER: frozenset[str] = frozenset({"snr", "cosine"})
 """Metrics where larger is better (for the rest smaller is better; for bias, smaller in absolute value)."""
-TIMING: frozenset[str] = frozenset({"setup_seconds", "sec_per_estimate", "work_variance"})
+TIMING: frozenset[str] = frozenset(
+    {"setup_seconds", "sec_per_estimate", "sec_per_estimate_min", "work_variance", "relative_cost"}
+)
 """Metrics (with their bounds) that depend on the machine's speed."""
+TIMING_CONDITIONS: tuple[tuple[str, str], ...] = (
+    ("timing_loops", "int"),
+    ("reference_seconds", "float"),
+    ("load_average", "float"),
+    ("torch_threads", "int"),
+    ("cpus", "int"),
+    ("parallel_cells", "int"),
+)
+"""What each cell's timing was measured with (role ``timing``, after ``chunk``): the calls inside each
+timed value (:func:`rpbench.timing.autorange`), the median seconds of the machine-speed reference
+(:class:`rpbench.timing.Reference`), the 1-minute load average, torch's intra-op threads, the CPUs
+the process may use, and the cells the run measured side by side (1: alone; N: N Dask workers)."""
 
 
 def metric_columns() -> tuple[str, ...]:
     """The measured columns of an ``ok`` row, in CSV order (``rpbench.metrics.summarize``'s keys).
 
-    The columns added later (``bias_debiased`` and its bounds, ``tail_warning``) come after
-    ``kurtosis``, so every column of an older run keeps its place among the metric columns.
+    The columns added later (``bias_debiased`` and its bounds, ``tail_warning``, then
+    ``sec_per_estimate_min`` and ``relative_cost`` with its bounds) come after ``kurtosis``, so
+    every column of an older run keeps its place among the metric columns.
     """
-    with_ci = [f"{metric}{suffix}" for metric in METRICS for suffix in ("", "_lo", "_hi")]
-    mean, bias, rest, debiased = with_ci[:3], with_ci[3:6], with_ci[6:-3], with_ci[-3:]
-    return ("n_coords", *mean, "exact", *bias, "bias_significant", *rest, "kurtosis", *debiased, "tail_warning")
+
+    def with_ci(*names: str) -> list[str]:
+        return [f"{metric}{suffix}" for metric in names for suffix in ("", "_lo", "_hi")]
+
+    mean, bias, debiased, relative = ("mean",), ("bias",), ("bias_debiased",), ("relative_cost",)
+    rest = [m for m in METRICS if m not in {*mean, *bias, *debiased, *relative}]
+    return (
+        "n_coords",
+        *with_ci(*mean),
+        "exact",
+        *with_ci(*bias),
+        "bias_significant",
+        *with_ci(*rest),
+        "kurtosis",
+        *with_ci(*debiased),
+        "tail_warning",
+        "sec_per_estimate_min",
+        *with_ci(*relative),
+    )
 
 
 RESERVED: frozenset[str] = frozenset(
     {*IDENTITY, *RUN_KEYS, ADAPTIVE_KEY, CELL_ID, *OUTCOME, "setup_seconds", "chunk", TARGET_REACHED}
+    | {name for name, _ in TIMING_CONDITIONS}
     | {*metric_columns(), "coord"}
 )
 """Names no task or estimator parameter may take: they are columns of every row already."""
@@ -139,6 +173,7 @@ def result_columns(
     columns.append(Column("chunk", "outcome", "int"))
     if adaptive:
         columns.append(Column(TARGET_REACHED, "outcome", "bool"))
+    columns += [Column(name, "timing", kind) for name, kind in TIMING_CONDITIONS]
     for name in metric_columns():
         base, _, end = name.rpartition("_")
         if end in ("lo", "hi") and base in METRICS:

@@ -11,7 +11,7 @@ as a serial run's, row for row (timing aside).  Optional extra: ``pip install 'r
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,19 +56,30 @@ def _plan(entry: Entry, device: str, plugins: tuple[str, ...]) -> Plan:
 
 
 def measure_job(
-    job: Job, device: str, level: float, plugins: tuple[str, ...], threads: int, max_memory: int = DEFAULT_MAX_MEMORY
+    job: Job,
+    device: str,
+    level: float,
+    plugins: tuple[str, ...],
+    threads: int,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+    hosts: Mapping[str, int] | None = None,
 ) -> tuple[list[dict], dict]:
     """Measure one cell in this (worker) process; rows and per-coordinate summaries, on the CPU.
 
-    The worker uses the client's torch thread count: reductions split over a different number of
-    threads can round differently in the last bits.
+    The worker draws the estimates with the client's torch thread count (reductions split over a
+    different number of threads can round differently in the last bits, and the rows must be a
+    serial run's), but times them with its share of its machine's cores
+    (:func:`rpbench.timing.thread_share` over the workers on its host, ``hosts``), so that workers
+    side by side do not oversubscribe the cores and inflate each other's costs.
     """
     import torch
 
     from rpbench.runner import execute, plan_estimator_params
+    from rpbench.timing import threads_for_timing
 
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+    side_by_side = (hosts or {}).get(_my_host(), 1)
     the_plan = _plan(job.entry, device, plugins)
     cell = the_plan.cells[job.index]
     entry = job.entry
@@ -84,9 +95,34 @@ def measure_job(
         max_memory=max_memory,
         target_rel_ci=entry.target_rel_ci,
         max_samples=entry.max_samples,
+        min_time=entry.min_time,
+        parallel_cells=side_by_side,
+        timing_threads=threads_for_timing(entry.timing_threads, side_by_side),
     )
     coords = {g: {k: v.cpu() for k, v in c.items()} for g, c in result.coords.items()}
     return result.rows, coords
+
+
+def host_of(address: str) -> str:
+    """The host part of a Dask worker address (``tcp://10.0.0.5:41234`` → ``tcp://10.0.0.5``)."""
+    return address.rsplit(":", 1)[0]
+
+
+def _my_host() -> str:
+    from dask.distributed import get_worker
+
+    try:
+        return host_of(get_worker().address)
+    except ValueError:  # not on a worker (called directly)
+        return ""
+
+
+def workers_per_host(client: Client) -> dict[str, int]:
+    """How many of the cluster's workers share each host: the cells each host measures side by side."""
+    counts: dict[str, int] = {}
+    for address in client.scheduler_info().get("workers", {}):
+        counts[host_of(address)] = counts.get(host_of(address), 0) + 1
+    return counts
 
 
 def connect(workers: int | None, scheduler: str | None) -> Client:
@@ -148,7 +184,8 @@ def run_parallel(
     import torch
 
     threads = torch.get_num_threads()
-    yield from map_in_order(client, measure_job, jobs, device, level, tuple(plugins), threads, max_memory)
+    hosts = workers_per_host(client)
+    yield from map_in_order(client, measure_job, jobs, device, level, tuple(plugins), threads, max_memory, hosts)
 
 
 J = TypeVar("J")

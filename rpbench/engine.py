@@ -20,6 +20,7 @@ import torch
 from rpbench.estimators.base import Estimator, tree_leaves
 from rpbench.moments import GroupMoments, Moments
 from rpbench.tasks.base import Task, Theta
+from rpbench.timing import DEFAULT_REPEATS, Timing, time_cell
 
 
 def cell_seed(
@@ -87,15 +88,20 @@ def chunk_seed(seed: int, index: int) -> int:
 
 @dataclass
 class Draw:
-    """The cell's estimates reduced per parameter group, the timed repeats, and how it was chunked."""
+    """The cell's estimates reduced per parameter group, its timing, and how it was chunked."""
 
     moments: dict[str, GroupMoments]
-    seconds: list[float]
+    timing: Timing
     setup_seconds: float = 0.0
     chunk: int = 0
     """Estimates per chunk (the last may hold fewer; with adaptive K the largest chunk)."""
     target_reached: bool | None = None
     """Adaptive K: whether ``enough`` held at the K drawn (``None`` for a fixed K)."""
+
+    @property
+    def seconds(self) -> list[float]:
+        """Seconds of one pass over the K estimates, one per timed value."""
+        return self.timing.seconds
 
     @property
     def samples(self) -> int:
@@ -134,27 +140,31 @@ def draw_estimates(
     samples: int,
     batch: int,
     seed: int,
-    repeats: int = 3,
+    repeats: int = DEFAULT_REPEATS,
     exact: Mapping[str, torch.Tensor] | None = None,
     max_memory: int = DEFAULT_MAX_MEMORY,
     max_samples: int | None = None,
     enough: Enough | None = None,
+    min_time: float | None = None,
+    timing_threads: int | None = None,
 ) -> Draw:
     """The cell's K estimates, reduced to :class:`~rpbench.moments.GroupMoments`, then ``repeats``
-    timed re-runs of the same computation.
+    timed values of the same computation (:func:`rpbench.timing.time_cell`: each value at least
+    ``min_time`` seconds, after a discarded warm-up, beside the machine-speed reference, with
+    ``timing_threads`` torch threads where given).
 
     K estimates are drawn in chunks of :func:`chunk_size` (chunk ``i`` from its own generator,
     :func:`chunk_seed`), so memory stays flat in K.  The first pass over the chunks sums them
     (and warms caches); where there is more than one chunk a second pass redraws them from the
     same seeds and centres them on the mean (``exact``, per group, enters there).  Each timed
-    repeat re-seeds every chunk, so it does exactly the same work; timing covers noise
+    pass re-seeds every chunk, so it does exactly the same work; timing covers noise
     generation and the estimator, with the device synchronised before and after.
 
     Adaptive K (``enough`` and ``max_samples`` given): K grows along :func:`growth_schedule` from
     ``samples`` (the first K drawn exactly as a fixed-K draw of ``samples``), each step adding
     chunks (:func:`chunk_layout`) and reducing all K drawn so far again, until ``enough`` holds
     or K reaches ``max_samples``.  Chunks are kept in memory between steps while they fit in
-    ``max_memory`` (else redrawn from their seeds: the same numbers).  The timed repeats redraw
+    ``max_memory`` (else redrawn from their seeds: the same numbers).  The timed values redraw
     the K reached, all its chunks, so ``seconds / K`` is the cost of one estimate at that K; the
     steps before it are not timed.
     """
@@ -195,15 +205,13 @@ def draw_estimates(
         if reached:
             break
     held.clear()
-    seconds = []
-    for _ in range(repeats):
-        synchronize(task.device)
-        start = time.perf_counter()
+
+    def one_pass() -> None:
         for index in range(count):
             once(index)
-        synchronize(task.device)
-        seconds.append(time.perf_counter() - start)
-    return Draw(moments, seconds, setup, max(sizes[:count]), reached)
+
+    timing = time_cell(one_pass, repeats, min_time, task.device, threads=timing_threads)
+    return Draw(moments, timing, setup, max(sizes[:count]), reached)
 
 
 def reduce_chunks(

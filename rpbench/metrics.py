@@ -30,7 +30,11 @@ listed in the README:
 * ``snr`` and ``work_variance`` — combined from the intervals of their factors, each at level
   ``1 − α/2`` (Bonferroni), so the combined interval has at least the nominal level.
 * ``cosine`` — mean of the per-estimate cosine ± z·SE, clipped to [−1, 1].
-* ``sec_per_estimate`` — Student-t interval over the timed repeats.
+* ``sec_per_estimate`` — the median of the timed values (each a calibrated pass over the K
+  estimates, :mod:`rpbench.timing`) over K, with the distribution-free order-statistic interval
+  for a median (NaN where there are too few values for ``level``: 6 for 95 %);
+  ``sec_per_estimate_min`` the least of them.  ``relative_cost`` — the same for the ratios of each
+  value to the machine-speed reference timed right before it (a cost in reference workloads).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import torch
 
 from rpbench.columns import metric_columns
 from rpbench.moments import GroupMoments, Moments
+from rpbench.timing import median_interval
 
 # ``bias_significant``: the bias is further from zero than 4 standard errors (two-sided level of
 # a ±4σ normal interval), strict enough that unbiased rows of a large sweep are rarely flagged.
@@ -364,6 +369,7 @@ def summarize(
     seconds: Sequence[float],
     level: float = 0.95,
     exact_se: torch.Tensor | None = None,
+    reference: Sequence[float] = (),
 ) -> dict[str, float]:
     """Metrics and their ``_lo``/``_hi`` bounds for one parameter group.
 
@@ -372,7 +378,8 @@ def summarize(
     same ``exact``).  ``exact`` is the true gradient (``None`` where unknown: the truth-dependent
     metrics are NaN), and ``exact_se`` its per-coordinate standard error where it is itself an
     estimate (a reference): the bias interval then includes it.  ``seconds`` holds the
-    wall-clock time of each timed repeat of all K estimates.
+    wall-clock time of one pass over all K estimates per timed value, ``reference`` the
+    machine-speed reference's seconds timed beside each (:func:`rpbench.timing.time_cell`).
     """
     if isinstance(estimates, torch.Tensor):
         if estimates.shape[0] < 2:
@@ -433,25 +440,19 @@ def summarize(
     sd_wide = Interval(*(math.sqrt(x) for x in (variance_wide.value, variance_wide.lo, variance_wide.hi)))
     put("snr", _ratio(mean_abs, sd_wide))
 
-    per_estimate = torch.tensor([s / k for s in seconds], dtype=torch.float64)
-    put("sec_per_estimate", _time_interval(per_estimate, level))
-    time_wide = _time_interval(per_estimate, bonferroni)
+    per_estimate = [s / k for s in seconds]
+    time = median_interval(per_estimate, level)
+    put("sec_per_estimate", Interval(time.median, time.lo, time.hi))
+    out["sec_per_estimate_min"] = time.minimum
+    time_wide = median_interval(per_estimate, bonferroni)
     put(
         "work_variance",
-        Interval(variance.value * time_wide.value, variance_wide.lo * time_wide.lo, variance_wide.hi * time_wide.hi),
+        Interval(variance.value * time_wide.median, variance_wide.lo * time_wide.lo, variance_wide.hi * time_wide.hi),
     )
+    pairs = zip(per_estimate, reference, strict=True) if reference else ()
+    relative = median_interval([t / r for t, r in pairs if r > 0], level)
+    put("relative_cost", Interval(relative.median, relative.lo, relative.hi))
     return {name: out[name] for name in COLUMNS}
-
-
-def _time_interval(times: torch.Tensor, level: float) -> Interval:
-    value = float(times.mean())
-    if times.numel() < 2:
-        return Interval(value, math.nan, math.nan)
-    from scipy.stats import t as student_t
-
-    quantile = float(student_t.ppf(0.5 + level / 2.0, times.numel() - 1))
-    half = quantile * float(times.std()) / math.sqrt(times.numel())
-    return Interval(value, max(0.0, value - half), value + half)
 
 
 COORD_METRICS: tuple[str, ...] = ("mean", "exact", "bias", "variance", "se")

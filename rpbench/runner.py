@@ -24,6 +24,7 @@ from rpbench.params import Config, expand_grid, format_config, parse_assignment,
 from rpbench.registry import ESTIMATORS, get_estimator, get_task, load_builtins
 from rpbench.suite import default_max_samples
 from rpbench.tasks.base import Task
+from rpbench.timing import DEFAULT_REPEATS, median_interval
 from rpbench.training import warm_up
 from rpbench.truth import Truth, se_norm, truth_of
 
@@ -260,7 +261,7 @@ def execute(
     samples: int,
     batch: int,
     seed: int,
-    repeats: int = 3,
+    repeats: int = DEFAULT_REPEATS,
     level: float = 0.95,
     done: Collection[int] = (),
     estimator_params: Sequence[str] | None = None,
@@ -268,6 +269,9 @@ def execute(
     truth_for: Callable[[Task], Truth | None] = truth_of,
     target_rel_ci: float | None = None,
     max_samples: int | None = None,
+    min_time: float | None = None,
+    parallel_cells: int = 1,
+    timing_threads: int | None = None,
 ) -> Iterator[CellResult]:
     """Run the cells in order; yield each as soon as it is measured.
 
@@ -283,6 +287,10 @@ def execute(
     ``max_samples``, default :func:`rpbench.suite.default_max_samples`) until :func:`target_met`;
     its rows then hold the K reached in ``samples``, the starting K in ``start_samples`` (which,
     with the rest of the cell, makes its seed) and ``target_reached``.
+
+    Timing: ``repeats`` values of at least ``min_time`` seconds each (:func:`rpbench.timing.time_cell`);
+    ``parallel_cells`` (the cells measured side by side with this one on its machine) goes into the
+    rows, ``timing_threads`` (that machine's share of cores per cell) is torch's thread count while timing.
     """
     if samples < 2:
         raise UsageError(f"--samples {samples}: need at least 2 estimates to measure a variance")
@@ -300,13 +308,35 @@ def execute(
             truth = truth_for(task)
             exact_of = None if truth is None else truth.gradient
             if target_rel_ci is None:
-                draw = draw_estimates(task, estimator, samples, batch, this_seed, repeats, exact_of, max_memory)
+                draw = draw_estimates(
+                    task,
+                    estimator,
+                    samples,
+                    batch,
+                    this_seed,
+                    repeats,
+                    exact_of,
+                    max_memory,
+                    min_time=min_time,
+                    timing_threads=timing_threads,
+                )
             else:
                 cap = default_max_samples(samples) if max_samples is None else max_samples
                 eps = torch.finfo(tree_leaves(task.theta)[0].dtype).eps
                 enough = functools.partial(target_met, target=target_rel_ci, level=level, eps=eps)
                 draw = draw_estimates(
-                    task, estimator, samples, batch, this_seed, repeats, exact_of, max_memory, cap, enough
+                    task,
+                    estimator,
+                    samples,
+                    batch,
+                    this_seed,
+                    repeats,
+                    exact_of,
+                    max_memory,
+                    cap,
+                    enough,
+                    min_time,
+                    timing_threads,
                 )
                 keys |= {"samples": draw.samples, "target_reached": draw.target_reached}
             bad = {group: m.nonfinite for group, m in draw.moments.items()}
@@ -318,7 +348,7 @@ def execute(
             yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {}, traceback_text(exc))
             continue
         try:  # a metric that cannot be computed fails its cell, not the sweep
-            rows, coords = _summarized(draw, truth, keys, level)
+            rows, coords = _summarized(draw, truth, keys, level, parallel_cells)
         except Exception as exc:
             yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {}, traceback_text(exc))
             continue
@@ -326,9 +356,18 @@ def execute(
 
 
 def _summarized(
-    draw: Draw, truth: Truth | None, keys: Mapping[str, object], level: float
+    draw: Draw, truth: Truth | None, keys: Mapping[str, object], level: float, parallel_cells: int = 1
 ) -> tuple[list[dict[str, object]], dict[str, dict[str, torch.Tensor]]]:
     """A measured cell's rows (one per parameter group) and per-coordinate summaries."""
+    timing = draw.timing
+    conditions = {
+        "timing_loops": timing.loops,
+        "reference_seconds": median_interval(timing.reference, level).median,
+        "load_average": timing.load_average,
+        "torch_threads": timing.threads,
+        "cpus": timing.cpus,
+        "parallel_cells": parallel_cells,
+    }
     rows, coords = [], {}
     for group, moments in draw.moments.items():
         exact = None if truth is None else truth.gradient[group]
@@ -342,8 +381,9 @@ def _summarized(
             "exact_se": math.nan if truth is None else se_norm(exact_se),
             "setup_seconds": draw.setup_seconds,
             "chunk": draw.chunk,
+            **conditions,
         }
-        row.update(metrics.summarize(moments, exact, draw.seconds, level, exact_se))
+        row.update(metrics.summarize(moments, exact, timing.seconds, level, exact_se, timing.reference))
         rows.append(row)
         coords[group] = metrics.per_coordinate(moments, exact)
     return rows, coords

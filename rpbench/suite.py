@@ -8,7 +8,9 @@ A suite is a list of entries, each one ``rpbench run`` invocation::
     samples = 500                # K
     batch = 1                    # n
     seeds = [0]
-    repeats = 2
+    repeats = 7                  # timed values per cell
+    min_time = 0.05              # seconds each timed value lasts at least
+    timing_threads = 1           # torch threads while timing (0: all of the process's)
 
     [[run]]
     task = "gaussian"
@@ -33,9 +35,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rpbench import timing
 from rpbench.errors import UsageError
+from rpbench.timing import DEFAULT_REPEATS, DEFAULT_TIMING_THREADS
 
-BUDGET_KEYS = {"samples", "batch", "seeds", "repeats", "target_rel_ci", "max_samples"}
+BUDGET_KEYS = {"samples", "batch", "seeds", "repeats", "min_time", "timing_threads", "target_rel_ci", "max_samples"}
 SUITE_KEYS = {"name", "description", *BUDGET_KEYS}
 ENTRY_KEYS = {"task", "params", "estimators", *BUDGET_KEYS}
 
@@ -52,7 +56,12 @@ class Entry:
     batch: int | list[int] = 1
     """n, or a list of n values (a sweep)."""
     seeds: list[int] = field(default_factory=lambda: [0])
-    repeats: int = 3
+    repeats: int = DEFAULT_REPEATS
+    """Timed values per cell (:func:`rpbench.timing.time_cell`)."""
+    min_time: float = field(default_factory=lambda: timing.DEFAULT_MIN_TIME)
+    """Seconds each timed value lasts at least (shorter cells are repeated inside each value)."""
+    timing_threads: int = DEFAULT_TIMING_THREADS
+    """Torch threads while timing (0: the process's own; :data:`rpbench.timing.DEFAULT_TIMING_THREADS`)."""
     target_rel_ci: float | None = None
     """Adaptive K: draw more estimates until the variance interval's relative half-width is below this."""
     max_samples: int | None = None
@@ -112,7 +121,13 @@ def check_budget(entry: Entry, names: Mapping[str, str], where: str = "") -> Non
         if twice:
             raise UsageError(f"{name(key)} {','.join(map(str, values))}: {twice[0]} is listed twice")
     if entry.repeats < 1:
-        raise UsageError(f"{name('repeats')} {entry.repeats}: need at least 1 timed repeat")
+        raise UsageError(f"{name('repeats')} {entry.repeats}: need at least 1 timed value")
+    if not (0.0 <= entry.min_time < math.inf):
+        raise UsageError(f"{name('min_time')} {entry.min_time}: need seconds >= 0, e.g. 0.05 (0: no calibration)")
+    if entry.timing_threads < 0:
+        raise UsageError(
+            f"{name('timing_threads')} {entry.timing_threads}: need threads >= 1, or 0 for the process's own"
+        )
     target, cap = entry.target_rel_ci, entry.max_samples
     if target is not None and not (0.0 < target < math.inf):
         raise UsageError(
@@ -184,6 +199,9 @@ def _entry(raw: Mapping[str, object], defaults: Mapping[str, object], where: str
     if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)):
         raise UsageError(f"{where}.target_rel_ci = {target!r}: expected a number > 0, e.g. 0.1")
     cap = merged.get("max_samples")
+    min_time = merged.get("min_time", timing.DEFAULT_MIN_TIME)
+    if isinstance(min_time, bool) or not isinstance(min_time, int | float):
+        raise UsageError(f"{where}.min_time = {min_time!r}: expected seconds >= 0, e.g. 0.05")
     entry = Entry(
         task=task,
         params=params,
@@ -191,7 +209,9 @@ def _entry(raw: Mapping[str, object], defaults: Mapping[str, object], where: str
         samples=_ints(merged.get("samples", 1000), f"{where}.samples", 2),
         batch=_ints(merged.get("batch", 1), f"{where}.batch", 1),
         seeds=[_int(s, f"{where}.seeds", 0) for s in seeds],
-        repeats=_int(merged.get("repeats", 3), f"{where}.repeats", 1),
+        repeats=_int(merged.get("repeats", DEFAULT_REPEATS), f"{where}.repeats", 1),
+        min_time=float(min_time),
+        timing_threads=_int(merged.get("timing_threads", DEFAULT_TIMING_THREADS), f"{where}.timing_threads", 0),
         target_rel_ci=None if target is None else float(target),
         max_samples=None if cap is None else _int(cap, f"{where}.max_samples", 2),
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from rpbench import runner
+from rpbench import runner, timing
 from rpbench.columns import ADAPTIVE_KEY, Column
 from rpbench.engine import DEFAULT_MAX_MEMORY
 from rpbench.errors import UsageError, error_text, traceback_text
@@ -48,6 +48,7 @@ from rpbench.runner import (
 )
 from rpbench.suite import Entry, check_budget, load_suite, parse_suite
 from rpbench.tables import AppendTable
+from rpbench.timing import DEFAULT_REPEATS, DEFAULT_TIMING_THREADS, thread_share, threads_for_timing
 
 Rows = list[dict[str, object]]
 
@@ -125,6 +126,8 @@ def single_entry(
     repeats: int | None,
     target_rel_ci: float | None = None,
     max_samples: int | None = None,
+    min_time: float | None = None,
+    timing_threads: int | None = None,
 ) -> Entry:
     """The one entry of a run given by task, estimators, parameters and budget (defaults filled in).
 
@@ -138,7 +141,9 @@ def single_entry(
         samples=_budget_value(1000 if samples is None else samples, "--samples"),
         batch=_budget_value(1 if batch is None else batch, "--batch"),
         seeds=[_seed(seed)],
-        repeats=3 if repeats is None else repeats,
+        repeats=DEFAULT_REPEATS if repeats is None else repeats,
+        min_time=timing.DEFAULT_MIN_TIME if min_time is None else _seconds(min_time, "--min-time"),
+        timing_threads=DEFAULT_TIMING_THREADS if timing_threads is None else _count(timing_threads, "--timing-threads"),
         target_rel_ci=_number(target_rel_ci, "--target-rel-ci"),
         max_samples=max_samples,
     )
@@ -152,6 +157,8 @@ OPTION_NAMES = {
     "samples": "--samples",
     "batch": "--batch",
     "repeats": "--repeats",
+    "min_time": "--min-time",
+    "timing_threads": "--timing-threads",
     "target_rel_ci": "--target-rel-ci",
     "max_samples": "--max-samples",
 }
@@ -164,6 +171,18 @@ def _number(value: object, flag: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UsageError(f"{flag} {value!r}: expected a number > 0, e.g. 0.1")
     return float(value)
+
+
+def _seconds(value: object, flag: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UsageError(f"{flag} {value!r}: expected seconds >= 0, e.g. 0.05")
+    return float(value)
+
+
+def _count(value: object, flag: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{flag} {value!r}: expected an integer >= 0, e.g. 1")
+    return value
 
 
 def _budget_value(value: int | Sequence[int], flag: str) -> int | list[int]:
@@ -320,6 +339,8 @@ def _measure(jobs: Sequence[Job], resolved: Resolved, client: object | None) -> 
                 resolved.level,
                 estimator_params=job.estimator_params,
                 max_memory=resolved.max_memory,
+                min_time=entry.min_time,
+                timing_threads=threads_for_timing(entry.timing_threads),
                 target_rel_ci=entry.target_rel_ci,
                 max_samples=entry.max_samples,
             )
@@ -358,7 +379,7 @@ def execute(
 
         client = connect(workers, scheduler)  # before anything is created: a bad scheduler leaves nothing
     try:
-        writer = _open_writer(resolved, columns, device, out, resume, jobs)
+        writer = _open_writer(resolved, columns, device, out, resume, jobs, parallel_metadata(client))
         try:
             skipped = [reason for the_plan in plans for reason in the_plan.skipped]
             return _run_jobs(writer, jobs, resolved, client, on_cell, skipped)
@@ -371,6 +392,19 @@ def execute(
             disconnect(client)
 
 
+def parallel_metadata(client: object | None) -> dict[str, object]:
+    """What ``run.json`` records of how cells ran: ``workers`` (1: serially in this process), the
+    workers on each host (Dask), and ``threads_per_worker``, torch's threads while a cell is timed
+    (the busiest host's share of its cores, :func:`rpbench.timing.thread_share`)."""
+    if client is None:
+        return {"workers": 1, "threads_per_worker": torch.get_num_threads()}
+    from rpbench.distributed import workers_per_host
+
+    hosts = workers_per_host(client)  # type: ignore[arg-type]
+    busiest = max(hosts.values(), default=1)
+    return {"workers": sum(hosts.values()), "hosts": hosts, "threads_per_worker": thread_share(busiest)}
+
+
 def _open_writer(
     resolved: Resolved,
     columns: Sequence[Column],
@@ -378,13 +412,19 @@ def _open_writer(
     out: Path | None,
     resume: Path | None,
     jobs: Sequence[Job],
+    parallel: Mapping[str, object],
 ) -> RunWriter | MemoryWriter:
     names = [column.name for column in columns]
     if resume is not None:
         meta = resumed_metadata(resume, {"columns": [column.to_json() for column in columns]})
+        meta["parallel"] = dict(parallel)  # how this (last) session ran its cells
         expected = {job.cell_seed: len(job.cell.task.theta) for job in jobs}
         return RunWriter(resume, meta, names, resume=True, expected=expected)
-    metadata = {**run_metadata(resolved.options(), device), "columns": [column.to_json() for column in columns]}
+    metadata = {
+        **run_metadata(resolved.options(), device),
+        "parallel": dict(parallel),
+        "columns": [column.to_json() for column in columns],
+    }
     if out is None:
         return MemoryWriter(metadata, names)
     return RunWriter(create_run_dir(out, resolved.label), metadata, names)

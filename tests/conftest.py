@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from rpbench.columns import result_columns
 from rpbench.engine import cell_seed, estimate_all
 from rpbench.estimators.base import Estimator
 from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
@@ -42,6 +43,14 @@ def max_z_score(values: torch.Tensor, exact: torch.Tensor) -> float:
     truth = exact.reshape(-1)
     se = torch.maximum(values.std(0) / math.sqrt(k), 1e-12 * (1.0 + truth.abs()))
     return float(((values.mean(0) - truth).abs() / se).max())
+
+
+@pytest.fixture(autouse=True)
+def quick_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single-pass timed values in tests (``--min-time`` 0 unless a test passes it): a calibrated
+    0.05 s per value would make every cell of the suite cost most of a second.  The timing's own
+    tests (tests/test_timing.py) pass ``min_time`` themselves."""
+    monkeypatch.setattr("rpbench.timing.DEFAULT_MIN_TIME", 0.0)
 
 
 @pytest.fixture
@@ -79,15 +88,7 @@ def vae(name: str, **config: object) -> Task:
     return cls(full, CPU)
 
 
-TIMING = [
-    "setup_seconds",
-    "sec_per_estimate",
-    "sec_per_estimate_lo",
-    "sec_per_estimate_hi",
-    "work_variance",
-    "work_variance_lo",
-    "work_variance_hi",
-]
+TIMING = [column.name for column in result_columns([], []) if column.role == "timing"]
 """Columns that depend on the machine's speed: left out when runs are compared for equality."""
 
 

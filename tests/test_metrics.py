@@ -131,11 +131,25 @@ def test_per_coordinate_summaries() -> None:
     assert torch.equal(out["variance"], torch.tensor([2.0, 8.0], dtype=torch.float64))
 
 
-def test_time_interval_is_nan_with_one_repeat_and_finite_with_several() -> None:
+def test_time_interval_is_the_median_between_order_statistics_and_nan_with_too_few_values() -> None:
     g = torch.randn(20, 1, dtype=torch.float64)
-    assert math.isnan(summarize(g, None, [1.0])["sec_per_estimate_lo"])
-    row = summarize(g, None, [1.0, 1.2, 0.8])
-    assert row["sec_per_estimate_lo"] < row["sec_per_estimate"] < row["sec_per_estimate_hi"]
+    for few in ([1.0], [1.0, 1.2, 0.8], [1.0, 1.2, 0.8, 0.9, 1.1]):  # 5 values cover the median at most 93.75 %
+        assert math.isnan(summarize(g, None, few)["sec_per_estimate_lo"])
+    seconds = [1.0, 1.4, 0.8, 0.9, 1.1, 3.0, 1.2]  # 7 values: [min, max] covers 98.4 %
+    row = summarize(g, None, seconds)
+    assert row["sec_per_estimate"] == 1.1 / 20  # the median, not the mean (1.34)
+    assert (row["sec_per_estimate_lo"], row["sec_per_estimate_hi"]) == (0.8 / 20, 3.0 / 20)
+    assert row["sec_per_estimate_min"] == 0.8 / 20
+    assert math.isnan(row["relative_cost"])  # no reference timed
+
+
+def test_relative_cost_is_the_median_of_the_paired_ratios() -> None:
+    g = torch.randn(20, 1, dtype=torch.float64)
+    seconds = [2.0, 4.0, 2.2, 1.8, 2.1, 6.0, 2.0]
+    reference = [0.1, 0.2, 0.1, 0.1, 0.1, 0.3, 0.1]  # a machine that slows down by the same factor
+    row = summarize(g, None, seconds, reference=reference)
+    assert row["relative_cost"] == pytest.approx(1.0)  # 20 s / 20 estimates / 0.1 s per reference call
+    assert row["relative_cost_hi"] / row["relative_cost_lo"] < row["sec_per_estimate_hi"] / row["sec_per_estimate_lo"]
 
 
 def _score_sigma_quadratic(replications: int, k: int) -> tuple[list[torch.Tensor], float]:

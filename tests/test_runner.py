@@ -17,6 +17,7 @@ from rpbench.runner import (
     rel_half_width,
     target_met,
 )
+from tests.conftest import TIMING
 
 CPU = torch.device("cpu")
 
