@@ -23,7 +23,7 @@ ENTRY = single_entry("gaussian", ["score,pathwise"], {"fn": ["cos"], "k": ["0.5"
 
 def test_single_entry_fills_the_defaults_and_checks_the_budget() -> None:
     entry = single_entry(None, None, None, None, None, 3, None)
-    assert entry == Entry(task="gaussian", estimators=["all"], samples=1000, batch=1, seeds=[3], repeats=3)
+    assert entry == Entry(task="gaussian", estimators=["all"], samples=1000, batch=1, seeds=[3], repeats=7)
     for args, message in (((1, 1, 1), "need K >= 2"), ((2, 0, 1), "need n >= 1"), ((2, 1, 0), "at least 1 timed")):
         samples, batch, repeats = args
         with pytest.raises(UsageError, match=message):
