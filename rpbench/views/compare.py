@@ -27,7 +27,14 @@ from rpbench.views.compare_tests import (
     variance_like_change,
     z_value,
 )
-from rpbench.views.constants import COMPARED, HIGHER_IS_BETTER, LOWER_IS_BETTER, SPEED
+from rpbench.views.constants import (
+    COMPARED,
+    HIGHER_IS_BETTER,
+    LOWER_IS_BETTER,
+    RELATIVE_SPEED,
+    SPEED,
+    SPEED_METRICS,
+)
 from rpbench.views.loader import Run
 
 REQUIRED = ("task", "estimator", "group", "variance")
@@ -150,14 +157,14 @@ def compare_runs(
         changes.extend(_speed_changes(keys, pairs, records_b, records_n, speed_tolerance))
     return Comparison(
         changes=changes,
-        regressions=[c for c in changes if c.regression and c.metric != SPEED],
-        speed_regressions=[c for c in changes if c.regression and c.metric == SPEED],
+        regressions=[c for c in changes if c.regression and c.metric not in SPEED_METRICS],
+        speed_regressions=[c for c in changes if c.regression and c.metric in SPEED_METRICS],
         matched=len(pairs),
     )
 
 
 def _timing(row: Mapping[str, object]) -> tuple[str, ...]:
-    return tuple(repr(cell_float(row, f"{SPEED}{s}")) for s in ("", "_lo", "_hi"))
+    return tuple(repr(cell_float(row, f"{m}{s}")) for m in (SPEED, RELATIVE_SPEED) for s in ("", "_lo", "_hi"))
 
 
 def _speed_changes(

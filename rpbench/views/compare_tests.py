@@ -31,10 +31,13 @@ measurements, so their standard errors add in quadrature.
   flag switches from False to True is noted, but is no regression by itself: that flag is a
   4-SE threshold, and a row whose bias sits near it flips in about a quarter of independent
   reruns (simulated), while a real jump in bias fails the z-test.
-* ``sec_per_estimate`` (always compared) — timing is machine-dependent, so only large slowdowns
-  count: a speed regression when NEW/BASELINE exceeds ``1 + speed_tolerance`` and the increase
-  exceeds the root-sum-square of the two Student-t half-widths (at the tables' own level; with
-  one timed repeat there is no interval and the ratio alone decides).
+* speed (always compared) — ``relative_cost`` where both rows have it (each cell's seconds per
+  estimate over the machine-speed reference timed beside it, so a machine that is slower or busier
+  than the baseline's moves both and not their ratio), else ``sec_per_estimate``.  Only large
+  slowdowns count: a speed regression when NEW/BASELINE exceeds ``1 + speed_tolerance`` and its
+  logarithm exceeds the root-sum-square of the facing log-arms of the two median intervals (the
+  baseline's upper, the new run's lower; at the tables' own level).  Without intervals (too few
+  timed values) the ratio alone decides.
 
 Zero variances (a control variate that makes an estimator exact) are compared absolutely: below
 ``1e-12 × (gradient scale)²`` a variance counts as zero, so floating-point round-off (1e-31) in
@@ -56,7 +59,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from rpbench.views.constants import ROUND_OFF, SPEED
+from rpbench.views.constants import RELATIVE_SPEED, ROUND_OFF, SPEED, SPEED_METRICS
 from rpbench.views.labels import is_true
 
 ZERO = ROUND_OFF
@@ -94,7 +97,7 @@ class Change:
     @property
     def verdict(self) -> str:
         """``regression``, ``improvement``, ``speed regression``, ``speed improvement`` or ``""``."""
-        prefix = "speed " if self.metric == SPEED else ""
+        prefix = "speed " if self.metric in SPEED_METRICS else ""
         if self.regression:
             return prefix + "regression"
         if self.improvement:
@@ -319,30 +322,45 @@ def bias_change(
     return Change(key, "bias", b.value, n.value, ratio, lo, hi, p, regression, improvement, note)
 
 
+def speed_metric(rows: Rows) -> str:
+    """``relative_cost`` where both rows have a positive one, else ``sec_per_estimate``."""
+    relative = [cell_float(row, RELATIVE_SPEED) for row in rows]
+    return RELATIVE_SPEED if all(math.isfinite(v) and v > 0 for v in relative) else SPEED
+
+
+def _log_arm(outer: float, inner: float) -> float:
+    """``log(outer / inner)`` for positive finite ends (an interval's arm on the log scale), else NaN."""
+    if outer > 0 and inner > 0 and math.isfinite(outer) and math.isfinite(inner):
+        return abs(math.log(outer / inner))
+    return math.nan
+
+
 def speed_change(
     key: dict[str, object],
     rows: Rows,
     speed_tolerance: float,
 ) -> Change:
-    """``sec_per_estimate``: a large slowdown beyond the two timings' half-widths."""
-    b, n = _Side.of(rows[0], SPEED), _Side.of(rows[1], SPEED)
-    verdict = _nonfinite(key, SPEED, b.value, n.value)
+    """Speed (:func:`speed_metric`): a large slowdown beyond the two median intervals' facing log-arms."""
+    metric = speed_metric(rows)
+    b, n = _Side.of(rows[0], metric), _Side.of(rows[1], metric)
+    verdict = _nonfinite(key, metric, b.value, n.value)
     if verdict is not None:
         return verdict
     if b.value <= 0:
-        return Change(key, SPEED, b.value, n.value, math.nan, math.nan, math.nan, None, False, False, "no timing")
+        return Change(key, metric, b.value, n.value, math.nan, math.nan, math.nan, None, False, False, "no timing")
     ratio = n.value / b.value
-    diff = n.value - b.value
-    halves = [s.hi - s.value for s in (b, n)]
-    if all(math.isfinite(h) and h >= 0 for h in halves):
-        spread = math.hypot(*halves)
-        lo, hi = max(0.0, n.value - spread) / b.value, (n.value + spread) / b.value
-        slower, faster, note = diff > spread, -diff > spread, ""
+    up = math.hypot(_log_arm(b.hi, b.value), _log_arm(n.value, n.lo))  # new above baseline: the facing arms
+    down = math.hypot(_log_arm(b.value, b.lo), _log_arm(n.hi, n.value))
+    if math.isfinite(up) and math.isfinite(down) and ratio > 0:
+        lo, hi = ratio * math.exp(-up), ratio * math.exp(down)
+        slower, faster, note = math.log(ratio) > up, -math.log(ratio) > down, ""
     else:
         lo = hi = math.nan
         slower = faster = True
         note = "no timing interval: ratio alone"
+    if metric == SPEED and note == "":
+        note = "no machine-speed reference: seconds compared"
     regression = ratio > 1.0 + speed_tolerance and slower
     improvement = ratio < 1.0 / (1.0 + speed_tolerance) and faster
     note = note if regression or improvement else ""
-    return Change(key, SPEED, b.value, n.value, ratio, lo, hi, None, regression, improvement, note)
+    return Change(key, metric, b.value, n.value, ratio, lo, hi, None, regression, improvement, note)

@@ -32,7 +32,11 @@ COMPARED: tuple[str, ...] = ("variance", "variance_per_coord", "mse", "bias", "s
 LOWER_IS_BETTER: tuple[str, ...] = ("variance", "variance_per_coord", "mse")
 """Compared metrics tested as a ratio where smaller is better."""
 SPEED = "sec_per_estimate"
-"""The timing ``compare`` gates on with its own tolerance."""
+"""The timing ``compare`` gates on with its own tolerance (as :data:`RELATIVE_SPEED` where both runs have it)."""
+RELATIVE_SPEED = "relative_cost"
+"""``sec_per_estimate`` in units of the machine-speed reference timed beside it (:mod:`rpbench.timing`)."""
+SPEED_METRICS = frozenset({SPEED, RELATIVE_SPEED})
+"""The metrics a speed change is reported under."""
 
 REPORT_FORMATS: tuple[str, ...] = ("markdown", "latex", "csv")
 """Formats of :func:`rpbench.views.report.report_text`."""
