@@ -37,6 +37,7 @@ from rpbench.columns import CELL_ID
 from rpbench.errors import UsageError
 from rpbench.metrics import COORD_METRICS
 from rpbench.tables import AppendTable, keep_cells, keep_complete_cells, write_atomic
+from rpbench.timing import REFERENCE_VERSION, REFERENCE_WORKLOAD, cpus_available
 
 MAX_COORDS = 1000
 """Groups with more coordinates than this (network weights) get no per-coordinate rows."""
@@ -156,6 +157,8 @@ def run_metadata(options: Mapping[str, object], device: torch.device) -> dict[st
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "cpus_available": cpus_available(),
+        "timing": {"reference": REFERENCE_WORKLOAD, "reference_version": REFERENCE_VERSION},
         "git_commit": _git_commit(),
     }
 

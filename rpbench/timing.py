@@ -45,6 +45,8 @@ interval of :func:`median_interval` at the Bonferroni level ``1 − 0.05/2`` tha
 
 REFERENCE_VERSION = 1
 """Bump when :class:`Reference`'s workload changes: ratios against different workloads do not compare."""
+REFERENCE_WORKLOAD = "float32 (64x128)@(128x128), tanh, square, mean, backward to the weight"
+"""What :class:`Reference` computes, as ``run.json`` records it beside :data:`REFERENCE_VERSION`."""
 
 LOOP_STEPS = (1, 2, 5)
 """Autorange's inner-loop counts: 1, 2, 5, 10, 20, 50, … (as :func:`timeit.Timer.autorange`)."""
