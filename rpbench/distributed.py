@@ -10,9 +10,11 @@ as a serial run's, row for row (timing aside).  Optional extra: ``pip install 'r
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rpbench.engine import DEFAULT_MAX_MEMORY
@@ -56,16 +58,25 @@ def _plan(entry: Entry, device: str, plugins: tuple[str, ...]) -> Plan:
 
 
 def measure_job(
-    job: Job, device: str, level: float, plugins: tuple[str, ...], threads: int, max_memory: int = DEFAULT_MAX_MEMORY
+    job: Job,
+    device: str,
+    level: float,
+    plugins: tuple[str, ...],
+    threads: int,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+    cache_folder: Path | None = None,
 ) -> tuple[list[dict], dict]:
     """Measure one cell in this (worker) process; rows and per-coordinate summaries, on the CPU.
 
     The worker uses the client's torch thread count: reductions split over a different number of
-    threads can round differently in the last bits.
+    threads can round differently in the last bits.  References are read from and written to the
+    on-disk cache in ``cache_folder`` (``None``: none), which the workers share with the client.
     """
     import torch
 
     from rpbench.runner import execute, plan_estimator_params
+    from rpbench.truth import truth_of
+    from rpbench.truth_cache import ReferenceCache
 
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
@@ -84,6 +95,7 @@ def measure_job(
         max_memory=max_memory,
         target_rel_ci=entry.target_rel_ci,
         max_samples=entry.max_samples,
+        truth_for=functools.partial(truth_of, cache=None if cache_folder is None else ReferenceCache(cache_folder)),
     )
     coords = {g: {k: v.cpu() for k, v in c.items()} for g, c in result.coords.items()}
     return result.rows, coords
@@ -143,12 +155,14 @@ def run_parallel(
     level: float,
     plugins: Sequence[str],
     max_memory: int = DEFAULT_MAX_MEMORY,
+    cache_folder: Path | None = None,
 ) -> Iterator[tuple[Job, Outcome]]:
     """Measure ``jobs`` on the cluster; each job with its outcome, in the order of ``jobs``."""
     import torch
 
     threads = torch.get_num_threads()
-    yield from map_in_order(client, measure_job, jobs, device, level, tuple(plugins), threads, max_memory)
+    args = device, level, tuple(plugins), threads, max_memory, cache_folder
+    yield from map_in_order(client, measure_job, jobs, *args)
 
 
 J = TypeVar("J")
