@@ -24,8 +24,8 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -194,20 +194,22 @@ class ReferenceCache:
             {g: t.detach().to("cpu").clone() for g, t in stored.se.items()},
         )
         payload = {"key": key, **on_cpu._asdict(), "checksum": checksum(on_cpu)}
-        temporary = None
+        name = self.folder / f".{path.name}.{secrets.token_hex(8)}.tmp"  # one per writer
+        temporary: Path | None = None
         try:
-            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.", suffix=".tmp")
+            handle = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask's mode: shareable
+            temporary = name
             with os.fdopen(handle, "wb") as file:
                 torch.save(payload, file)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, path)
             temporary = None
-        except OSError as exc:
-            warn(f"cannot write {path} ({exc.strerror or exc}); this reference is not cached")
+        except (OSError, RuntimeError) as exc:  # torch's writer raises RuntimeError on a full disk
+            warn(f"cannot write {path} ({getattr(exc, 'strerror', None) or exc}); this reference is not cached")
         finally:
             if temporary is not None:
-                Path(temporary).unlink(missing_ok=True)
+                temporary.unlink(missing_ok=True)
 
 
 def _problem(payload: object, key: Key) -> str:

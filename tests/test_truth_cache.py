@@ -4,6 +4,7 @@ on is in its key; a damaged or stale entry is recomputed; the options that steer
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -275,11 +276,12 @@ def test_an_unusable_implicit_default_warns_and_runs_without_a_cache(
     assert "without the reference cache" in err
 
 
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), RuntimeError("No space left on device")])
 def test_a_failed_write_warns_and_leaves_nothing(
-    reference_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    error: Exception, reference_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def full(*_: object, **__: object) -> None:
-        raise OSError(28, "No space left on device")
+        raise error
 
     monkeypatch.setattr(torch, "save", full)
     stored = Stored("reference:pathwisex400", {"encoder": torch.zeros(3)}, {"encoder": torch.ones(3)})
@@ -300,6 +302,32 @@ def test_an_entry_round_trips_with_its_key(reference_cache: Path) -> None:
     assert torch.equal(loaded.gradient["encoder"], stored.gradient["encoder"])
     assert cache.load({"task": "vae", "samples": 800}) is None  # another key, another file
     assert cache.path(key).name.startswith("vae-") and cache.path(key) != cache.path({"task": "vae", "samples": 800})
+
+
+def test_concurrent_writers_and_readers_see_whole_entries_only(
+    reference_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = ReferenceCache(reference_cache)
+    key = {"task": "vae", "samples": 400}
+    stored = Stored("reference:pathwisex400", {"encoder": torch.randn(20_000)}, {"encoder": torch.rand(20_000)})
+    seen: list[Stored | None] = []
+
+    def write() -> None:
+        for _ in range(10):
+            cache.store(key, stored)
+
+    def read() -> None:
+        seen.extend(cache.load(key) for _ in range(40))
+
+    threads = [threading.Thread(target=f) for f in (write, write, write, read, read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert capsys.readouterr().err == ""  # no reader met half a file
+    found = [entry for entry in seen if entry is not None]
+    assert found and all(torch.equal(entry.gradient["encoder"], stored.gradient["encoder"]) for entry in found)
+    assert entries(reference_cache) == [cache.path(key)]  # no temporary file left behind
 
 
 @pytest.mark.slow
