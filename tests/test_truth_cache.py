@@ -116,8 +116,9 @@ def test_the_key_holds_device_dtype_threads_and_the_full_estimator_configuration
     assert key["config"] == {k: v for k, v in task.config.items() if k != "hidden2"}  # its seed's configuration
     other = vae("vae", **PARAMS)
     assert reference_key(other, "score+ma", {"decay": 0.9}, 8, 400) == key  # the same state, the same key
-    with torch.no_grad():
-        next(iter(other.theta["decoder"].values())).add_(1e-3)  # a state the configuration does not show
+    moved = other.initial_state()  # a copy: the initial state itself is shared by every task of its configuration
+    next(iter(moved["decoder"].values())).add_(1e-3)
+    other.load_state(moved)  # a state the configuration does not show
     assert reference_key(other, "score+ma", {"decay": 0.9}, 8, 400)["state"] != key["state"]
     json.dumps(key)  # plain values only
 
@@ -310,6 +311,7 @@ def test_concurrent_writers_and_readers_see_whole_entries_only(
     cache = ReferenceCache(reference_cache)
     key = {"task": "vae", "samples": 400}
     stored = Stored("reference:pathwisex400", {"encoder": torch.randn(20_000)}, {"encoder": torch.rand(20_000)})
+    cache.store(key, stored)  # there from the start: every read must find a whole entry
     seen: list[Stored | None] = []
 
     def write() -> None:
@@ -325,8 +327,8 @@ def test_concurrent_writers_and_readers_see_whole_entries_only(
     for thread in threads:
         thread.join()
     assert capsys.readouterr().err == ""  # no reader met half a file
-    found = [entry for entry in seen if entry is not None]
-    assert found and all(torch.equal(entry.gradient["encoder"], stored.gradient["encoder"]) for entry in found)
+    assert len(seen) == 80
+    assert all(e is not None and torch.equal(e.gradient["encoder"], stored.gradient["encoder"]) for e in seen)
     assert entries(reference_cache) == [cache.path(key)]  # no temporary file left behind
 
 
