@@ -18,6 +18,8 @@ from rpbench.errors import UsageError
 from rpbench.options import parse_memory
 from rpbench.sweep import OnCell, Resolved, execute, resolve_resumed, resolve_suite, single_entry
 from rpbench.tables import write_atomic
+from rpbench.truth import OnReference
+from rpbench.truth_cache import cache_folder
 from rpbench.views.loader import Run, load_run, run_from_text
 
 if TYPE_CHECKING:
@@ -52,7 +54,10 @@ def run(
     workers: int | None = None,
     scheduler: str | None = None,
     resume: str | Path | None = None,
+    cache: bool = True,
+    cache_dir: str | Path | None = None,
     on_cell: OnCell | None = None,
+    on_reference: OnReference | None = None,
 ) -> Run:
     """Measure every (task configuration, estimator configuration, seed) cell; the run's results.
 
@@ -71,11 +76,17 @@ def run(
     the results stay in memory).  ``resume`` finishes an interrupted run folder as it was planned.
     ``workers``/``scheduler`` run cells on Dask.  ``on_cell`` is called with a
     :class:`rpbench.sweep.CellReport` after every finished cell (a progress bar, MLflow, W&B).
+    Reference truths are kept on disk between runs (:mod:`rpbench.truth_cache`) in ``cache_dir``
+    (default: ``$RPBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/rpbench`` or ``~/.cache/rpbench``);
+    ``cache=False`` neither reads nor writes it.  ``on_reference`` is called with a
+    :class:`rpbench.truth.ReferenceReport` as a reference is drawn (they can take minutes).
     """
     if not 0.0 < level < 1.0:
         raise UsageError(f"--level {level}: a confidence level lies in (0, 1), e.g. 0.95")
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: need at least 1 worker process")
+    if not cache and cache_dir is not None:
+        raise UsageError(f"--no-cache reads and writes no reference cache; drop --cache-dir {cache_dir}")
     given = {
         "--task": task,
         "--estimator": estimators,
@@ -92,7 +103,8 @@ def run(
         if any(value is not None for value in (*given.values(), suite, max_memory, out)):
             raise UsageError(f"--resume {resume} continues that run as it was planned; drop the other run options")
         resolved = resolve_resumed(Path(resume))
-        execute(resolved, None, Path(resume), workers, scheduler, on_cell)
+        resolved.reference_cache = cache_folder(cache_dir) if cache else None
+        execute(resolved, None, Path(resume), workers, scheduler, on_cell, on_reference)
         return load_run(Path(resume))
     memory = parse_memory(max_memory) if max_memory is not None else None
     if suite is not None:
@@ -106,10 +118,11 @@ def run(
             task, *lists, samples, batch, seed, repeats, target_rel_ci, max_samples, min_time, timing_threads
         )
         entries, label, where = [entry], entry.task, None
-    resolved = Resolved(entries, label, where, device, level, plugins=list(plugins))
+    folder = cache_folder(cache_dir) if cache else None
+    resolved = Resolved(entries, label, where, device, level, plugins=list(plugins), reference_cache=folder)
     if memory is not None:
         resolved.max_memory = memory
-    outcome = execute(resolved, None if out is None else Path(out), None, workers, scheduler, on_cell)
+    outcome = execute(resolved, None if out is None else Path(out), None, workers, scheduler, on_cell, on_reference)
     if outcome.path is not None:
         return load_run(outcome.path)
     return run_from_text(outcome.results_text or "", outcome.coords_text, outcome.meta, source="<memory>")

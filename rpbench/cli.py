@@ -20,6 +20,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -30,7 +31,8 @@ from rpbench.columns import TARGET_REACHED
 from rpbench.errors import UsageError
 from rpbench.results import FAILURES_DIR, RESULTS_FILE, write_atomic
 from rpbench.runner import parse_task_params
-from rpbench.sweep import CellReport, OnCell, load_plugins
+from rpbench.sweep import CellReport, load_plugins
+from rpbench.truth import ReferenceReport
 from rpbench.views.constants import SHOWN_METRICS
 from rpbench.views.loader import Run
 
@@ -153,8 +155,19 @@ def run_command(
         ),
     ] = None,
     metric: Annotated[str, typer.Option(help="Metric the console summary shows.")] = "variance",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table, no reference progress.")] = False,
     plugin: PluginOption = None,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="Read and write reference truths in the on-disk cache.")
+    ] = True,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="The reference cache's folder. [default: $RPBENCH_CACHE_DIR, else $XDG_CACHE_HOME/rpbench or "
+            "~/.cache/rpbench]",
+        ),
+    ] = None,
 ) -> None:
     """Draw K independent gradient estimates per cell and write variance, bias, MSE, SNR and cost with CIs."""
     if metric not in SHOWN_METRICS:
@@ -181,7 +194,10 @@ def run_command(
             workers=workers,
             scheduler=scheduler,
             resume=resume,
+            cache=cache,
+            cache_dir=cache_dir,
             on_cell=on_cell,
+            on_reference=None if quiet else on_cell.reference,
         )
     print_outcome(run, metric, quiet)
 
@@ -197,25 +213,45 @@ def parse_counts(text: str | None, flag: str, example: str) -> int | list[int] |
     return values[0] if len(values) == 1 else values
 
 
+class RunProgress:
+    """The run's transient progress bars: the cells (call it with each :class:`CellReport`, as
+    ``on_cell``) and, below them, each reference truth being drawn (:meth:`reference`, as
+    ``on_reference``).  Rich draws nothing where stdout is not a terminal."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.cells = progress.add_task("measuring", total=None, what="cells, 0 failed")
+        self.references: dict[tuple[str, str], TaskID] = {}
+
+    def __call__(self, report: CellReport) -> None:
+        what = f"cells, {report.failed} failed"
+        self.progress.update(self.cells, total=report.total, completed=report.done, what=what)
+
+    def reference(self, report: ReferenceReport) -> None:
+        """A reference's progress; its bar goes once it is drawn."""
+        which = report.task, report.kind
+        if which not in self.references:
+            what = f"estimate passes, {report.kind}"  # each estimate twice: the mean, then the spread
+            self.references[which] = self.progress.add_task(f"reference {report.task}", total=report.total, what=what)
+        self.progress.update(self.references[which], completed=report.done, refresh=True)  # chunks take seconds
+        if report.done >= report.total:
+            self.progress.remove_task(self.references.pop(which))
+
+
 @contextmanager
-def progress_bar() -> Iterator[OnCell]:
-    """A transient rich progress bar, fed by ``rpbench.run``'s ``on_cell`` hook."""
+def progress_bar() -> Iterator[RunProgress]:
+    """Transient rich progress bars, fed by ``rpbench.run``'s ``on_cell`` and ``on_reference`` hooks."""
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("cells, {task.fields[failed]} failed"),
+        TextColumn("{task.fields[what]}"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("measuring", total=None, failed=0)
-
-        def on_cell(report: CellReport) -> None:
-            progress.update(bar, total=report.total, completed=report.done, failed=report.failed)
-
-        yield on_cell
+        yield RunProgress(progress)
 
 
 def print_outcome(run: Run, metric: str, quiet: bool) -> None:

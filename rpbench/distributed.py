@@ -10,9 +10,11 @@ as a serial run's, row for row (timing aside).  Optional extra: ``pip install 'r
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rpbench.engine import DEFAULT_MAX_MEMORY
@@ -63,6 +65,7 @@ def measure_job(
     threads: int,
     max_memory: int = DEFAULT_MAX_MEMORY,
     hosts: Mapping[str, int] | None = None,
+    cache_folder: Path | None = None,
 ) -> tuple[list[dict], dict]:
     """Measure one cell in this (worker) process; rows and per-coordinate summaries, on the CPU.
 
@@ -70,12 +73,16 @@ def measure_job(
     different number of threads can round differently in the last bits, and the rows must be a
     serial run's), but times them with its share of its machine's cores
     (:func:`rpbench.timing.thread_share` over the workers on its host, ``hosts``), so that workers
-    side by side do not oversubscribe the cores and inflate each other's costs.
+    side by side do not oversubscribe the cores and inflate each other's costs.  References are
+    read from and written to the on-disk cache in ``cache_folder`` (``None``: none), which the
+    workers share with the client.
     """
     import torch
 
     from rpbench.runner import execute, plan_estimator_params
     from rpbench.timing import threads_for_timing
+    from rpbench.truth import truth_of
+    from rpbench.truth_cache import ReferenceCache
 
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
@@ -98,6 +105,7 @@ def measure_job(
         min_time=entry.min_time,
         parallel_cells=side_by_side,
         timing_threads=threads_for_timing(entry.timing_threads, side_by_side),
+        truth_for=functools.partial(truth_of, cache=None if cache_folder is None else ReferenceCache(cache_folder)),
     )
     coords = {g: {k: v.cpu() for k, v in c.items()} for g, c in result.coords.items()}
     return result.rows, coords
@@ -179,13 +187,15 @@ def run_parallel(
     level: float,
     plugins: Sequence[str],
     max_memory: int = DEFAULT_MAX_MEMORY,
+    cache_folder: Path | None = None,
 ) -> Iterator[tuple[Job, Outcome]]:
     """Measure ``jobs`` on the cluster; each job with its outcome, in the order of ``jobs``."""
     import torch
 
     threads = torch.get_num_threads()
     hosts = workers_per_host(client)
-    yield from map_in_order(client, measure_job, jobs, device, level, tuple(plugins), threads, max_memory, hosts)
+    args = device, level, tuple(plugins), threads, max_memory, hosts, cache_folder
+    yield from map_in_order(client, measure_job, jobs, *args)
 
 
 J = TypeVar("J")

@@ -5,13 +5,15 @@
 1. :func:`resolve` — the entries to run, from a resumed run folder, a suite, or one task's options;
 2. :func:`plan_entries` — every entry planned (bad input fails here, before anything is written);
 3. :func:`execute` — connect to Dask (if asked), open the writer (a run folder, or memory),
-   measure every cell not finished yet, append its rows, report it through ``on_cell``.
+   measure every cell not finished yet, append its rows, report it through ``on_cell`` (and the
+   reference truths being drawn through ``on_reference``).
 
 Nothing here prints.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,6 +51,8 @@ from rpbench.runner import (
 from rpbench.suite import Entry, check_budget, load_suite, parse_suite
 from rpbench.tables import AppendTable
 from rpbench.timing import DEFAULT_REPEATS, DEFAULT_TIMING_THREADS, thread_share, threads_for_timing
+from rpbench.truth import OnReference, truth_of
+from rpbench.truth_cache import ReferenceCache
 
 Rows = list[dict[str, object]]
 
@@ -78,6 +82,9 @@ class Resolved:
     level: float = 0.95
     max_memory: int = DEFAULT_MAX_MEMORY
     plugins: list[str] = field(default_factory=list)
+    reference_cache: Path | None = None
+    """The folder of the on-disk reference cache (:mod:`rpbench.truth_cache`; ``None``: none).  How a
+    run is measured, not what: not in :meth:`options`, so a resume takes its own."""
 
     @property
     def adaptive(self) -> bool:
@@ -324,10 +331,14 @@ class MemoryWriter:
         """Nothing to release."""
 
 
-def _measure(jobs: Sequence[Job], resolved: Resolved, client: object | None) -> Iterator[tuple[Job, Rows, dict, str]]:
+def _measure(
+    jobs: Sequence[Job], resolved: Resolved, client: object | None, on_reference: OnReference | None = None
+) -> Iterator[tuple[Job, Rows, dict, str]]:
     """Each job's rows, per-coordinate summaries and traceback (empty where it went well), in
-    order: serially here, or on the Dask client."""
+    order: serially here (the references' progress to ``on_reference``), or on the Dask client."""
     if client is None:
+        cache = None if resolved.reference_cache is None else ReferenceCache(resolved.reference_cache)
+        truth_for = functools.partial(truth_of, cache=cache, on_reference=on_reference)
         for job in jobs:
             entry = job.entry
             (result,) = runner.execute(
@@ -343,6 +354,7 @@ def _measure(jobs: Sequence[Job], resolved: Resolved, client: object | None) -> 
                 timing_threads=threads_for_timing(entry.timing_threads),
                 target_rel_ci=entry.target_rel_ci,
                 max_samples=entry.max_samples,
+                truth_for=truth_for,
             )
             yield job, result.rows, result.coords, result.traceback
         return
@@ -350,7 +362,15 @@ def _measure(jobs: Sequence[Job], resolved: Resolved, client: object | None) -> 
     from rpbench.distributed import run_parallel
 
     remote = [RemoteJob(job.entry, job.index, job.seed, job.samples, job.batch) for job in jobs]
-    outcomes = run_parallel(client, remote, resolved.device, resolved.level, resolved.plugins, resolved.max_memory)  # type: ignore[arg-type]
+    outcomes = run_parallel(
+        client,  # type: ignore[arg-type]
+        remote,
+        resolved.device,
+        resolved.level,
+        resolved.plugins,
+        resolved.max_memory,
+        resolved.reference_cache,
+    )
     for job, (_, outcome) in zip(jobs, outcomes, strict=True):  # both in plan order
         if isinstance(outcome, BaseException):  # the worker raised or died: full failed rows, the sweep goes on
             keys = cell_keys(job.cell, job.samples, job.batch, job.seed, job.estimator_params)
@@ -366,6 +386,7 @@ def execute(
     workers: int | None = None,
     scheduler: str | None = None,
     on_cell: OnCell | None = None,
+    on_reference: OnReference | None = None,
 ) -> Outcome:
     """Plan, open the writer, measure every cell not yet finished, and close the run."""
     load_plugins(resolved.plugins)
@@ -382,7 +403,7 @@ def execute(
         writer = _open_writer(resolved, columns, device, out, resume, jobs, parallel_metadata(client))
         try:
             skipped = [reason for the_plan in plans for reason in the_plan.skipped]
-            return _run_jobs(writer, jobs, resolved, client, on_cell, skipped)
+            return _run_jobs(writer, jobs, resolved, client, on_cell, skipped, on_reference)
         finally:
             writer.close()
     finally:
@@ -415,15 +436,19 @@ def _open_writer(
     parallel: Mapping[str, object],
 ) -> RunWriter | MemoryWriter:
     names = [column.name for column in columns]
+    folder = resolved.reference_cache
+    cache = {"used": folder is not None, "dir": None if folder is None else str(folder)}
     if resume is not None:
         meta = resumed_metadata(resume, {"columns": [column.to_json() for column in columns]})
         meta["parallel"] = dict(parallel)  # how this (last) session ran its cells
+        meta["reference_cache"] = cache  # this session's: the cache changes no number
         expected = {job.cell_seed: len(job.cell.task.theta) for job in jobs}
         return RunWriter(resume, meta, names, resume=True, expected=expected)
     metadata = {
         **run_metadata(resolved.options(), device),
         "parallel": dict(parallel),
         "columns": [column.to_json() for column in columns],
+        "reference_cache": cache,
     }
     if out is None:
         return MemoryWriter(metadata, names)
@@ -437,12 +462,13 @@ def _run_jobs(
     client: object | None,
     on_cell: OnCell | None,
     skipped: list[str],
+    on_reference: OnReference | None = None,
 ) -> Outcome:
     started = time.perf_counter()
     todo = [job for job in jobs if job.cell_seed not in writer.finished_cells]
     done = len(jobs) - len(todo)
     rows_written, failed, failed_cells = 0, [], 0
-    for job, rows, coords, traceback in _measure(todo, resolved, client):
+    for job, rows, coords, traceback in _measure(todo, resolved, client, on_reference):
         if resolved.adaptive:  # a fixed-K cell of a run with adaptive ones (or a failed cell) starts where it ends
             for row in rows:
                 row.setdefault(ADAPTIVE_KEY, job.samples)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +17,27 @@ from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
 from rpbench.registry import get_estimator, get_task
 from rpbench.tasks.base import Task, Theta
 from rpbench.truth import truth_of
+from rpbench.truth_cache import CACHE_ENV
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def session_reference_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The reference cache of the session's module-scoped fixtures (set up before any test's): a
+    temporary folder, never the user's ``~/.cache/rpbench``."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("reference-cache")
+        patch.setenv(CACHE_ENV, str(folder))
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def reference_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own, empty reference cache (``$RPBENCH_CACHE_DIR``), so no test sees another's."""
+    folder = tmp_path_factory.mktemp("reference-cache")
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    return folder
 
 
 def gaussian(**config: object) -> Task:

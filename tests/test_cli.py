@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -125,6 +126,28 @@ def test_a_vae_task_runs_from_the_command_line(tmp_path: Path, capsys: pytest.Ca
     assert list(table.loc[table["estimator"] == "gumbel", "biased"].unique()) == [True]
     assert (table["n_coords"] > 100).all()
     assert not (only_run(tmp_path) / COORDS_FILE).exists()  # network groups are too large for per-coordinate rows
+
+
+@pytest.mark.parametrize(
+    ("terminal", "quiet", "shown"), [(False, False, False), (True, False, True), (True, True, False)]
+)
+def test_a_reference_shows_its_progress_in_a_terminal_unless_quiet(
+    terminal: bool, quiet: bool, shown: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from rpbench import cli, truth
+
+    monkeypatch.setattr(truth, "_CACHE", {})  # the reference is drawn here, not found in memory
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=screen, force_terminal=terminal, width=200, color_system=None))
+    args = ["run", "-t", "vae", "-e", "pathwise", "-K", "20", "--repeats", "1", "--out", str(tmp_path)]
+    args += ["-p", "latents=2", "-p", "minibatch=4", "-p", "hidden=16", "-p", "reference=400", "--no-cache"]
+    assert exit_code(args + ["-q"] * quiet) == 0
+    text = screen.getvalue()
+    assert ("reference vae" in text and "estimate passes, reference:pathwisex400" in text) == shown, text
+    assert ("measuring" in text) == terminal  # the cells' bar, as before: in a terminal only
+    assert "wrote 2 rows" in text
 
 
 def test_list_shows_tasks_estimators_and_one_task_in_full(capsys: pytest.CaptureFixture[str]) -> None:

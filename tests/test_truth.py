@@ -195,6 +195,18 @@ def test_held_and_redrawn_references_are_identical(monkeypatch: pytest.MonkeyPat
         assert torch.equal(held.se[group], redrawn.se[group])
 
 
+def test_a_reference_reports_its_progress_chunk_by_chunk_over_both_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(truth, "REFERENCE_CHUNK", 16)
+    task = tiny_vae("vae", reference=400, latents=2)  # 50 estimates of n = 8: chunks of 16, 16, 16, 2
+    reports: list[truth.ReferenceReport] = []
+    result = truth_of(task, on_reference=reports.append)
+    assert result is not None
+    assert [r.done for r in reports] == [16, 32, 48, 50, 66, 82, 98, 100]
+    assert {(r.task, r.kind, r.total) for r in reports} == {("vae", result.kind, 100)}
+    truth_of(task, on_reference=reports.append)
+    assert len(reports) == 8  # known in memory: nothing drawn, nothing reported
+
+
 def test_truth_brings_a_task_that_needs_training_to_its_state_first() -> None:
     task = tiny_vae("discrete-vae", steps=3, latents=2, categories=3)
     assert not task.has_state
