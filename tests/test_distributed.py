@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -34,12 +35,38 @@ estimators = ["score+loo", "gumbel:tau=0.5"]
 """
 
 
-def run(tmp_path: Path, name: str, *extra: str) -> pd.DataFrame:
+def run_folder(tmp_path: Path, name: str, *extra: str, text: str = SUITE) -> Path:
     suite = tmp_path / "workers.toml"
-    suite.write_text(SUITE)
+    suite.write_text(text)
     assert exit_code(["run", "--suite", str(suite), "--out", str(tmp_path / name), "-q", *extra]) == 0
     (run_dir,) = list((tmp_path / name).iterdir())
-    return pd.read_csv(run_dir / RESULTS_FILE).drop(columns=TIMING)
+    return run_dir
+
+
+def run(tmp_path: Path, name: str, *extra: str) -> pd.DataFrame:
+    return pd.read_csv(run_folder(tmp_path, name, *extra) / RESULTS_FILE).drop(columns=TIMING)
+
+
+@pytest.mark.dask
+def test_workers_time_with_their_share_of_the_cores_and_say_so(tmp_path: Path) -> None:
+    """Two workers on this machine: each times with cores // 2 threads (at most the one requested by
+    default), the rows say two cells ran side by side, run.json records the workers and threads."""
+    import torch
+
+    from rpbench.timing import thread_share
+
+    run_dir = run_folder(tmp_path, "parallel", "--workers", "2")
+    rows = pd.read_csv(run_dir / RESULTS_FILE)
+    assert (rows["parallel_cells"] == 2).all() and (rows["torch_threads"] == min(1, thread_share(2))).all()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["parallel"]["workers"] == 2 and meta["parallel"]["threads_per_worker"] == thread_share(2)
+    assert sum(meta["parallel"]["hosts"].values()) == 2
+    every = SUITE.replace("repeats = 1", "repeats = 1\ntiming_threads = 0")  # the process's own count
+    all_threads = run_folder(tmp_path, "all", "--workers", "2", text=every)
+    shared = pd.read_csv(all_threads / RESULTS_FILE)
+    assert (shared["torch_threads"] == min(torch.get_num_threads(), thread_share(2))).all()  # never over the share
+    serial = pd.read_csv(run_folder(tmp_path, "serial") / RESULTS_FILE)
+    assert (serial["parallel_cells"] == 1).all() and (serial["torch_threads"] == 1).all()
 
 
 @pytest.mark.dask
