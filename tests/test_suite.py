@@ -141,3 +141,19 @@ def test_a_suite_sweeps_lists_of_n_and_k_and_asks_for_adaptive_k(tmp_path: Path)
     assert fixed.samples == 300 and fixed.batch == 1 and fixed.cap(300) is None
     (default,) = load_suite(write(tmp_path, "[[run]]\ntask = 'gaussian'\ntarget_rel_ci = 0.1\n")).entries
     assert default.max_samples is None and default.cap(1000) == 100_000  # 100 × the starting K
+
+
+def test_a_suite_sets_the_timing_and_refuses_bad_values(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text("[suite]\nmin_time = 0.2\ntiming_threads = 0\nrepeats = 9\n\n[[run]]\ntask = 'gaussian'\n")
+    (entry,) = load_suite(good).entries
+    assert (entry.min_time, entry.timing_threads, entry.repeats) == (0.2, 0, 9)
+    for text, message in (
+        ("min_time = 'long'", "min_time = 'long': expected seconds >= 0"),
+        ("min_time = -0.5", "min_time = -0.5: need seconds >= 0"),
+        ("timing_threads = -1", "timing_threads"),
+    ):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f"[[run]]\ntask = 'gaussian'\n{text}\n")
+        with pytest.raises(UsageError, match=message):
+            load_suite(bad)

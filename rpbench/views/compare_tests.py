@@ -329,10 +329,13 @@ def speed_metric(rows: Rows) -> str:
 
 
 def _log_arm(outer: float, inner: float) -> float:
-    """``log(outer / inner)`` for positive finite ends (an interval's arm on the log scale), else NaN."""
-    if outer > 0 and inner > 0 and math.isfinite(outer) and math.isfinite(inner):
-        return abs(math.log(outer / inner))
-    return math.nan
+    """``|log(outer / inner)|``, an interval's arm on the log scale: infinite where an end reaches 0
+    (or infinity: no bound on the ratio), NaN where an end is missing."""
+    if math.isnan(outer) or math.isnan(inner):
+        return math.nan
+    if min(outer, inner) <= 0 or math.isinf(outer) or math.isinf(inner):
+        return math.inf
+    return abs(math.log(outer / inner))
 
 
 def speed_change(
@@ -351,7 +354,7 @@ def speed_change(
     ratio = n.value / b.value
     up = math.hypot(_log_arm(b.hi, b.value), _log_arm(n.value, n.lo))  # new above baseline: the facing arms
     down = math.hypot(_log_arm(b.value, b.lo), _log_arm(n.hi, n.value))
-    if math.isfinite(up) and math.isfinite(down) and ratio > 0:
+    if not (math.isnan(up) or math.isnan(down)) and ratio > 0:
         lo, hi = ratio * math.exp(-up), ratio * math.exp(down)
         slower, faster, note = math.log(ratio) > up, -math.log(ratio) > down, ""
     else:

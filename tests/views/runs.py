@@ -40,5 +40,5 @@ GAUSSIAN += ["-p", "sigma=0.1,1,10", "-p", "k=0.5", "-K", "100", "--repeats", "1
 """6 task configurations × 5 estimator configurations (score+delta does not apply to the step)."""
 DISCRETE = ["-t", "discrete-vae", "-p", "latents=2", "-p", "categories=3", "-p", "minibatch=2", "-p", "hidden=4"]
 DISCRETE += ["-e", "gumbel:tau=0.1,1,10,st-gumbel:tau=0.1,1,10", "-K", "100", "--repeats", "1"]
-TINY = ["-e", "score,pathwise", "-p", "fn=cos", "-p", "sigma=1", "-K", "500", "--repeats", "2"]
+TINY = ["-e", "score,pathwise", "-p", "fn=cos", "-p", "sigma=1", "-K", "500", "--repeats", "7"]
 """A tiny Gaussian sweep: 2 estimators × 2 values of k (default) × 2 groups."""

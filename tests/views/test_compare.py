@@ -13,7 +13,7 @@ import pytest
 from rpbench.columns import Column
 from rpbench.errors import UsageError
 from rpbench.views.compare import Comparison, compare_runs
-from rpbench.views.constants import SPEED
+from rpbench.views.constants import RELATIVE_SPEED, SPEED, SPEED_METRICS
 from rpbench.views.loader import Run, load_run
 from tests.views.runs import TINY, run_folder
 
@@ -51,9 +51,9 @@ def test_identical_tables_have_no_change(tiny_dir: Path, base: Run) -> None:
     assert result.matched == 8
     assert not result.regressions and not result.speed_regressions and not result.improvements
     assert not result.failed and not result.regressed
-    assert all(c.ratio == 1.0 for c in result.changes if c.metric != SPEED)
-    # sec_per_estimate is compared once per cell (both groups share its timing)
-    speed = [c for c in result.changes if c.metric == SPEED]
+    assert all(c.ratio == 1.0 for c in result.changes if c.metric not in SPEED_METRICS)
+    # speed (relative_cost, as both runs have it) is compared once per cell (both groups share its timing)
+    speed = [c for c in result.changes if c.metric == RELATIVE_SPEED]
     assert len(speed) == 4 and all("group" not in c.key for c in speed)
 
 
@@ -61,7 +61,7 @@ def test_rerun_with_the_same_seed_is_identical(tmp_path: Path, base: Run) -> Non
     again = load_run(run_folder(tmp_path, TINY))
     result = compare_runs(base, again, metrics=("variance", "bias", "mse"))
     assert not result.regressions and not result.speed_regressions
-    assert all(c.baseline == c.new for c in result.changes if c.metric != SPEED)
+    assert all(c.baseline == c.new for c in result.changes if c.metric not in SPEED_METRICS)
 
 
 def test_variance_three_times_larger_is_a_regression(base: Run) -> None:
@@ -85,7 +85,7 @@ def test_the_table_has_one_row_per_change(base: Run) -> None:
     variance = table[table["metric"] == "variance"]
     assert (variance["verdict"] == "regression").all()
     assert variance["ratio"].to_numpy() == pytest.approx(3.0)
-    assert table.loc[table["metric"] == SPEED, "group"].isna().all()  # a cell's timing: no group
+    assert table.loc[table["metric"].isin(SPEED_METRICS), "group"].isna().all()  # a cell's timing: no group
     assert set(table["estimator"]) == {"score", "pathwise"} and (table["samples"] == 500).all()
 
 
@@ -155,15 +155,17 @@ def test_a_flip_of_bias_significant_alone_is_noted_not_failed(base: Run) -> None
 
 
 def timed(run: Run, factor: float, relative_halfwidth: float | None) -> Run:
-    """A copy with sec_per_estimate × factor and an interval of the given relative half-width."""
+    """A copy with sec_per_estimate and relative_cost × factor (the code, not the machine, slower)
+    and intervals of the given relative half-width."""
     out = run.results.copy()
-    value = out[SPEED] * factor
-    out[SPEED] = value
-    if relative_halfwidth is None:
-        out[f"{SPEED}_lo"] = out[f"{SPEED}_hi"] = math.nan
-    else:
-        out[f"{SPEED}_lo"] = value * (1 - relative_halfwidth)
-        out[f"{SPEED}_hi"] = value * (1 + relative_halfwidth)
+    for metric in (SPEED, RELATIVE_SPEED):
+        value = out[metric] * factor
+        out[metric] = value
+        if relative_halfwidth is None:
+            out[f"{metric}_lo"] = out[f"{metric}_hi"] = math.nan
+        else:
+            out[f"{metric}_lo"] = value * (1 - relative_halfwidth)
+            out[f"{metric}_hi"] = value * (1 + relative_halfwidth)
     return run.with_results(out)
 
 

@@ -47,3 +47,32 @@ def test_speed_needs_a_large_slowdown() -> None:
     slower = speed_change({}, (row(1.0, 0.1, "sec_per_estimate"), row(3.0, 0.3, "sec_per_estimate")), 1.0)
     assert slower.verdict == "speed regression"
     assert not speed_change({}, (row(1.0, 0.1, "sec_per_estimate"), row(1.5, 0.1, "sec_per_estimate")), 1.0).regression
+
+
+def timed(seconds: float, relative: float | None, spread: float = 1.2) -> dict[str, object]:
+    """A row timed at ``seconds`` per estimate (and ``relative`` reference workloads), each with a
+    median interval of a factor ``spread`` either way."""
+    out = {"sec_per_estimate": seconds, "sec_per_estimate_lo": seconds / spread, "sec_per_estimate_hi": seconds * spread}
+    if relative is not None:
+        out |= {"relative_cost": relative, "relative_cost_lo": relative / spread, "relative_cost_hi": relative * spread}
+    return out
+
+
+def test_speed_compares_relative_costs_where_both_rows_have_them() -> None:
+    busy = speed_change({}, (timed(1.0, 0.5), timed(4.0, 0.55)), 1.0)  # the machine was 4x slower, not the code
+    assert busy.metric == "relative_cost" and busy.ratio == pytest.approx(1.1) and not busy.regression
+    slower = speed_change({}, (timed(1.0, 0.5), timed(12.0, 1.5)), 1.0)  # 3x the reference workloads
+    assert slower.regression and slower.verdict == "speed regression" and slower.ratio == pytest.approx(3.0)
+    assert slower.ratio_lo == pytest.approx(3.0 / math.exp(math.hypot(math.log(1.2), math.log(1.2))))
+
+
+def test_speed_falls_back_to_seconds_without_a_reference_and_says_so() -> None:
+    old = speed_change({}, (timed(1.0, None), timed(3.0, 0.5)), 1.0)  # a baseline from before the reference
+    assert old.metric == "sec_per_estimate" and old.regression
+    assert old.note == "no machine-speed reference: seconds compared"
+
+
+def test_speed_within_the_timing_intervals_is_no_regression() -> None:
+    noisy = speed_change({}, (timed(1.0, 0.5, spread=2.5), timed(4.0, 1.5, spread=2.5)), 1.0)
+    assert noisy.ratio == pytest.approx(3.0) and not noisy.regression  # log 3 < √2 · log 2.5
+    assert speed_change({}, (timed(4.0, 1.5), timed(1.0, 0.5)), 1.0).improvement
