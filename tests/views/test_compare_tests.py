@@ -52,9 +52,10 @@ def test_speed_needs_a_large_slowdown() -> None:
 def timed(seconds: float, relative: float | None, spread: float = 1.2) -> dict[str, object]:
     """A row timed at ``seconds`` per estimate (and ``relative`` reference workloads), each with a
     median interval of a factor ``spread`` either way."""
-    out = {"sec_per_estimate": seconds, "sec_per_estimate_lo": seconds / spread, "sec_per_estimate_hi": seconds * spread}
-    if relative is not None:
-        out |= {"relative_cost": relative, "relative_cost_lo": relative / spread, "relative_cost_hi": relative * spread}
+    out: dict[str, object] = {}
+    for metric, value in (("sec_per_estimate", seconds), ("relative_cost", relative)):
+        if value is not None:
+            out |= {metric: value, f"{metric}_lo": value / spread, f"{metric}_hi": value * spread}
     return out
 
 
