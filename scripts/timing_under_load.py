@@ -71,7 +71,8 @@ def table(threads: int) -> str:
         "|---|---|---|---:|---|---|---:|",
     ]
     for (_, q), (_, b) in zip(quiet.iterrows(), busy.iterrows(), strict=True):
-        cell = f"{q['task']} {q['estimator']}"
+        where = f" σ={q['sigma']:g} k={q['k']:g}" if q["task"] == "gaussian" else ""
+        cell = f"{q['task']}{where} {q['estimator']}"
         seconds = [
             interval({k: v * 1e6 for k, v in r.items() if k.startswith("sec_per")}, "sec_per_estimate") for r in (q, b)
         ]
