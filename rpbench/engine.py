@@ -20,7 +20,7 @@ import torch
 from rpbench.estimators.base import Estimator, tree_leaves
 from rpbench.moments import GroupMoments, Moments
 from rpbench.tasks.base import Task, Theta
-from rpbench.timing import DEFAULT_REPEATS, Timing, time_cell
+from rpbench.timing import DEFAULT_REPEATS, Timing, device_sync, time_cell
 
 
 def cell_seed(
@@ -38,12 +38,6 @@ def cell_seed(
         default=str,
     )
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") >> 1
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued work on ``device`` so that a timer reads the real cost."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 PREPARE_STREAM = 0x5BD1E995
@@ -170,7 +164,7 @@ def draw_estimates(
     """
     start = time.perf_counter()
     estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ PREPARE_STREAM))
-    synchronize(task.device)
+    device_sync(task.device)()
     setup = time.perf_counter() - start
     adaptive = enough is not None and max_samples is not None
     schedule = growth_schedule(samples, max_samples) if adaptive and max_samples is not None else [samples]

@@ -36,8 +36,8 @@ DEFAULT_TIMING_THREADS = 1
 """``--timing-threads``: torch's intra-op threads while a cell is timed (0: the process's own).  One
 thread measures a core's cost, which other processes on the machine can only share out, not
 distort: with two threads on two cores beside two busy processes, every parallel operation waits
-for its descheduled half, and the measured cost of the same work rose 13× for a VAE cell and 150×
-for the reference workload (`scripts/` aside, measured while developing :mod:`rpbench.timing`)."""
+for its descheduled half, and ``relative_cost`` moved 0.25–0.87× where one thread kept it within
+0.59–1.26× (``scripts/timing_under_load.py``, in the README's *Timing*)."""
 
 DEFAULT_REPEATS = 7
 """``--repeats``: timed values per cell; 7 is the fewest whose extremes give the 95 % median

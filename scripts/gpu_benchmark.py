@@ -10,9 +10,9 @@ import time
 
 import torch
 
-from rpbench.engine import synchronize
 from rpbench.options import resolve_device
 from rpbench.registry import get_estimator, get_task
+from rpbench.timing import device_sync
 
 CELLS = [  # task, task overrides, estimator, estimator overrides, K, n
     ("gaussian", {"dim": 100, "fn": "cos", "sigma": 1.0, "k": 1.0}, "pathwise", {}, 10_000, 1),
@@ -30,11 +30,11 @@ def rate(task_name: str, task_config: dict, name: str, config: dict, samples: in
     estimator = estimator_cls({p.name: p.default_values[0] for p in estimator_cls.params} | config)
     generator = torch.Generator(device=task.device).manual_seed(0)
     estimator.estimate(task, samples, batch, generator)  # warm-up
-    synchronize(task.device)
+    device_sync(task.device)()
     start = time.perf_counter()
     for _ in range(3):
         estimator.estimate(task, samples, batch, generator)
-    synchronize(task.device)
+    device_sync(task.device)()
     return 3 * samples / (time.perf_counter() - start)
 
 
