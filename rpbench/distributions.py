@@ -26,9 +26,10 @@ _TINY = 1e-12
 def _uniform(
     generator: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
-    """Uniform noise in the open interval (0, 1)."""
+    """Uniform noise in the open interval (0, 1), at most ``1 − eps`` of ``dtype`` (in float32 that is
+    1 − 1e-7 as float32 rounds it, the bound used before float64; in float64 it clips only round-off)."""
     u = torch.rand(*shape, generator=generator, dtype=dtype, device=device)
-    return u.clamp(_TINY, 1.0 - 1e-7)
+    return u.clamp(_TINY, 1.0 - torch.finfo(dtype).eps)
 
 
 class Categorical:

@@ -5,11 +5,14 @@ What is measured
 Throughput (estimates per second) of one gradient estimator on one model, for our implementation
 and a peer library's, and whether both produce the same distribution of estimates.
 
-* **Gaussian toy** (peer: optax 0.2.5 ``optax.monte_carlo``, JAX jit-compiled, float64 like ours):
-  ``x ~ N(μ = 1, σ² = 1)`` in D = 1, ``f(x) = x²`` and ``f(x) = cos x``; estimators pathwise, score
-  function (no baseline) and measure-valued (coupled Weibull / double-sided Maxwell).  One call is
-  N = 100,000 single-sample estimates of ``(∂/∂μ, ∂/∂σ)``.  optax differentiates with respect to log σ;
-  its worker converts with ``∂/∂σ = (∂/∂ log σ)/σ``.
+* **Gaussian toy** (peer: optax 0.2.5 ``optax.monte_carlo``, JAX jit-compiled), in both precisions:
+  float64 (ours ``dtype=float64``, our default; JAX with ``jax_enable_x64``) and float32 (ours
+  ``dtype=float32``; JAX's default, as GPU users and JAX code run it).  ``x ~ N(μ = 1, σ² = 1)`` in
+  D = 1, ``f(x) = x²`` and ``f(x) = cos x``; estimators pathwise, score function (no baseline) and
+  measure-valued (coupled Weibull / double-sided Maxwell).  One call is N = 100,000 single-sample
+  estimates of ``(∂/∂μ, ∂/∂σ)``.  optax differentiates with respect to log σ; its worker converts
+  with ``∂/∂σ = (∂/∂ log σ)/σ``.  JAX's x64 switch is global to a process, so each precision has
+  its own optax worker.
 * **Categorical VAE** (peer: Storchastic 0.3.7, PyTorch): rpbench's ``discrete-vae`` task (20
   latents × 10 categories, 128 hidden units, the first 32 statically binarised ``digits`` images, the
   initial weights of ``model_seed`` 0).  Estimators: score function with the leave-one-out baseline
@@ -18,7 +21,8 @@ and a peer library's, and whether both produce the same distribution of estimate
   ``gumbel``, n = 1; Storchastic ``GumbelSoftmax``, not straight-through, annealing off).  One call is
   K = 200 estimates of the encoder (and decoder) gradient; Storchastic's are looped as a user would,
   one storch forward + ``storch.backward()`` per estimate.  The Storchastic worker builds the same
-  model from the task (weights, minibatch, KL and likelihood) and negates its loss gradient.
+  model from the task (weights, minibatch, KL and likelihood) and negates its loss gradient.  In
+  float32 (the VAEs' default) and float64 (``dtype=float64``, both sides).
 
 How
 ---
@@ -55,8 +59,10 @@ is met (1 if a worker failed).
   It has no K estimates to compare; instead the worker checks at set-up that, with the same noise,
   the limit's gradient equals the mean of our K estimates.
 
-Goals: Gaussian toy, ours ≥ 1.0× optax for every estimator (and both test functions); categorical
-VAE, ours ≥ 4× Storchastic for both estimators; VAE tasks, ours ≥ 0.8× the limit.
+Goals: Gaussian toy in float64, ours ≥ 1.0× optax for every estimator (and both test functions;
+float32 is reported, with no goal); categorical VAE in float32, ours ≥ 4× Storchastic for both
+estimators (float64 reported, no goal); VAE tasks in float32, ours ≥ 0.8× the limit.  ``--dtypes``
+restricts the precisions (default both).
 """
 
 from __future__ import annotations
@@ -83,12 +89,15 @@ sys.path.insert(0, str(PEERS))
 
 from peer_stats import compare_group  # noqa: E402
 
-WORKERS = {
-    "ours": PEERS / "ours.py",
-    "optax": PEERS / "optax_gaussian.py",
-    "storchastic": PEERS / "storchastic_vae.py",
-    "limit": PEERS / "ours.py",  # a second worker of ours, in limit mode (see ours.limit_call)
+WORKERS: dict[str, tuple[Path, dict[str, str]]] = {
+    "ours": (PEERS / "ours.py", {}),
+    "optax-float64": (PEERS / "optax_gaussian.py", {"RPBENCH_PEERS_DTYPE": "float64"}),  # jax_enable_x64 on
+    "optax-float32": (PEERS / "optax_gaussian.py", {"RPBENCH_PEERS_DTYPE": "float32"}),  # JAX's default
+    "storchastic": (PEERS / "storchastic_vae.py", {}),  # a torch worker: the precision is the cell's
+    "limit": (PEERS / "ours.py", {}),  # a second worker of ours, in limit mode (see ours.limit_call)
 }
+"""Worker processes by name: the script and the environment it gets on top of :func:`worker_env`."""
+DTYPES = ("float64", "float32")
 
 
 @dataclass
@@ -105,8 +114,12 @@ class CellSpec:
     batch: int
     groups: list[str]
     rounds: int
-    goal_ratio: float
-    goal_name: str
+    goal_ratio: float | None
+    """None: the cell is reported, with no goal."""
+    goal_name: str | None
+    dtype: str
+    worker: str
+    """The peer's worker process (:data:`WORKERS`); ``peer`` is its library's name."""
     seconds: dict[str, list[float]] = field(default_factory=dict)
 
     def message(self) -> dict[str, Any]:
@@ -124,61 +137,72 @@ class CellSpec:
 
 
 def cells(args: argparse.Namespace) -> list[CellSpec]:
-    """Every cell of the comparison, filtered by ``--only``."""
+    """Every cell of the comparison, in each precision of ``--dtypes``, filtered by ``--only``."""
     out = []
-    for fn, k in (("quadratic", 0.0), ("cos", 1.0)):
-        config = {"dim": 1, "mu": 1.0, "sigma": 1.0, "fn": fn, "k": k}
-        for est in ("pathwise", "score", "mvd"):
+    for dtype in args.dtypes:
+        for fn, k in (("quadratic", 0.0), ("cos", 1.0)):
+            config = {"dim": 1, "mu": 1.0, "sigma": 1.0, "fn": fn, "k": k, "dtype": dtype}
+            for est in ("pathwise", "score", "mvd"):
+                goal = dtype == "float64"  # float32 is reported, with no goal
+                out.append(
+                    CellSpec(
+                        f"gaussian/{fn}/{est}/{dtype}",
+                        "optax",
+                        "gaussian",
+                        config,
+                        est,
+                        {},
+                        args.gaussian_samples,
+                        1,
+                        ["mu", "sigma"],
+                        args.gaussian_rounds,
+                        1.0 if goal else None,
+                        f"gaussian {est} (float64): ours >= 1.0x optax" if goal else None,
+                        dtype,
+                        f"optax-{dtype}",
+                    )
+                )
+    for dtype in args.dtypes:
+        for est, batch, est_config in (("score+loo", 2, {}), ("gumbel", 1, {"tau": 1.0})):
+            goal = dtype == "float32"  # the VAEs' default; float64 is reported, with no goal
             out.append(
                 CellSpec(
-                    f"gaussian/{fn}/{est}",
-                    "optax",
-                    "gaussian",
-                    config,
+                    f"discrete-vae/{est}/{dtype}",
+                    "storchastic",
+                    "discrete-vae",
+                    {"dtype": dtype},
                     est,
-                    {},
-                    args.gaussian_samples,
-                    1,
-                    ["mu", "sigma"],
-                    args.gaussian_rounds,
-                    1.0,
-                    f"gaussian {est}: ours >= 1.0x optax",
+                    est_config,
+                    args.vae_samples,
+                    batch,
+                    ["encoder", "decoder"],
+                    args.vae_rounds,
+                    4.0 if goal else None,
+                    f"discrete-vae {est} (float32): ours >= 4x storchastic" if goal else None,
+                    dtype,
+                    "storchastic",
                 )
             )
-    for est, batch, est_config in (("score+loo", 2, {}), ("gumbel", 1, {"tau": 1.0})):
-        out.append(
-            CellSpec(
-                f"discrete-vae/{est}",
-                "storchastic",
-                "discrete-vae",
-                {},
-                est,
-                est_config,
-                args.vae_samples,
-                batch,
-                ["encoder", "decoder"],
-                args.vae_rounds,
-                4.0,
-                f"discrete-vae {est}: ours >= 4x storchastic",
+    if "float32" in args.dtypes:  # ours against ours: in the VAEs' default precision only
+        for task, est, est_config in (("vae", "pathwise", {}), ("discrete-vae", "gumbel", {"tau": 1.0})):
+            out.append(
+                CellSpec(
+                    f"{task}/{est}/limit",
+                    "limit",
+                    task,
+                    {},
+                    est,
+                    est_config,
+                    args.vae_samples,
+                    1,
+                    ["encoder", "decoder"],
+                    args.vae_rounds,
+                    0.8,
+                    f"{task} {est}: ours >= 0.8x the limit (one forward+backward of the K x n samples)",
+                    "float32",
+                    "limit",
+                )
             )
-        )
-    for task, est, est_config in (("vae", "pathwise", {}), ("discrete-vae", "gumbel", {"tau": 1.0})):
-        out.append(
-            CellSpec(
-                f"{task}/{est}/limit",
-                "limit",
-                task,
-                {},
-                est,
-                est_config,
-                args.vae_samples,
-                1,
-                ["encoder", "decoder"],
-                args.vae_rounds,
-                0.8,
-                f"{task} {est}: ours >= 0.8x the limit (one forward+backward of the K x n samples)",
-            )
-        )
     return [c for c in out if not args.only or any(s in c.id for s in args.only)]
 
 
@@ -187,12 +211,13 @@ class WorkerProcess:
 
     def __init__(self, side: str, env: dict[str, str], cpus: list[int]) -> None:
         self.side = side
+        script, extra = WORKERS[side]
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKERS[side])],
+            [sys.executable, str(script)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=env,
+            env={**env, **extra},
             cwd=str(ROOT),
             preexec_fn=lambda: os.sched_setaffinity(0, cpus),
         )
@@ -267,16 +292,20 @@ def interval(summary: dict[str, Any], name: str) -> str:
 def run_cell(cell: CellSpec, workers: dict[str, WorkerProcess], tmp: str, alpha: float, index: int) -> dict[str, Any]:
     """Set a cell up on both sides, time interleaved rounds, compare the pooled estimates."""
     sides = ("ours", cell.peer)
-    setups = {side: workers[side].ask(op="setup", cell={**cell.message(), "limit": side == "limit"}) for side in sides}
+    process = {"ours": workers["ours"], cell.peer: workers[cell.worker]}
+    setups = {side: process[side].ask(op="setup", cell={**cell.message(), "limit": side == "limit"}) for side in sides}
+    for side, setup in setups.items():
+        if setup.get("dtype", cell.dtype) != cell.dtype:
+            raise RuntimeError(f"{cell.id}: the {side} side runs {setup['dtype']}, not {cell.dtype}")
     load_before = os.getloadavg()
     cell.seconds = {side: [] for side in sides}
     for r in range(cell.rounds):
         order = sides if r % 2 == 0 else sides[::-1]
         for side in order:
             seed = 1_000_003 * (index + 1) + 1009 * r + (0 if side == "ours" else 7)
-            cell.seconds[side].append(workers[side].ask(op="run", cell=cell.id, seed=seed)["seconds"])
+            cell.seconds[side].append(process[side].ask(op="run", cell=cell.id, seed=seed)["seconds"])
     load_after = os.getloadavg()
-    files = {side: workers[side].ask(op="dump", cell=cell.id, dir=tmp)["files"] for side in sides}
+    files = {side: process[side].ask(op="dump", cell=cell.id, dir=tmp)["files"] for side in sides}
     median = {side: statistics.median(cell.seconds[side]) for side in sides}
     rate = {side: cell.samples / median[side] for side in sides}
     ratio = rate["ours"] / rate[cell.peer]
@@ -293,6 +322,7 @@ def run_cell(cell: CellSpec, workers: dict[str, WorkerProcess], tmp: str, alpha:
     return {
         "id": cell.id,
         "peer": cell.peer,
+        "dtype": cell.dtype,
         "task": cell.task,
         "task_config": cell.task_config,
         "estimator": cell.estimator,
@@ -317,14 +347,15 @@ def run_cell(cell: CellSpec, workers: dict[str, WorkerProcess], tmp: str, alpha:
 def tables(results: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """Markdown throughput and agreement tables."""
     speed = [
-        "| cell | peer | K/call | ours est/s | peer est/s | ratio | ratio of fastest calls | "
+        "| cell | peer | dtype | K/call | ours est/s | peer est/s | ratio | ratio of fastest calls | "
         "ours s/call median (min–max) | peer s/call median (min–max) |",
-        "|---|---|---:|---:|---:|---:|---:|---|---|",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for c in results:
         ours, peer = c["seconds"]["ours"], c["seconds"][c["peer"]]
         speed.append(
-            f"| {c['id']} | {c['peer']} | {c['samples_per_call']} | {fmt(c['estimates_per_second']['ours'])} | "
+            f"| {c['id']} | {c['peer']} | {c['dtype']} | {c['samples_per_call']} | "
+            f"{fmt(c['estimates_per_second']['ours'])} | "
             f"{fmt(c['estimates_per_second'][c['peer']])} | {c['ratio']:.2f}× | {c['ratio_fastest']:.2f}× | "
             f"{fmt(statistics.median(ours))} ({fmt(min(ours), 3)}–{fmt(max(ours), 3)}) | "
             f"{fmt(statistics.median(peer))} ({fmt(min(peer), 3)}–{fmt(max(peer), 3)}) |"
@@ -351,6 +382,30 @@ def tables(results: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     return speed, agree
 
 
+def precision_table(results: list[dict[str, Any]]) -> list[str]:
+    """Each peer cell measured in both precisions, side by side: est/s of each side and the ratio."""
+    by_stem: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for c in results:
+        if c["peer"] != "limit":
+            by_stem.setdefault((c["id"].rsplit("/", 1)[0], c["peer"]), {})[c["dtype"]] = c
+    rows = [(stem, peer, both) for (stem, peer), both in by_stem.items() if set(DTYPES) <= set(both)]
+    if not rows:
+        return []
+    lines = [
+        "| cell | peer | float64: ours est/s | peer est/s | ours ÷ peer "
+        "| float32: ours est/s | peer est/s | ours ÷ peer |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for stem, peer, both in rows:
+        parts = []
+        for dtype in DTYPES:
+            c = both[dtype]
+            rate = c["estimates_per_second"]
+            parts += [fmt(rate["ours"]), fmt(rate[peer]), f"{c['ratio']:.2f}×"]
+        lines.append(f"| {stem} | {peer} | " + " | ".join(parts) + " |")
+    return ["## Both precisions", "", *lines, ""]
+
+
 def limit_notes(results: list[dict[str, Any]]) -> list[str]:
     """The limit rows' check: with the same noise, the limit's one gradient is the mean of our K."""
     lines = [
@@ -372,7 +427,8 @@ def goals(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One goal per estimator: every cell of it must reach its ratio."""
     by_goal: dict[str, list[dict[str, Any]]] = {}
     for c in results:
-        by_goal.setdefault(c["goal_name"], []).append(c)
+        if c["goal_name"] is not None:  # reported, with no goal
+            by_goal.setdefault(c["goal_name"], []).append(c)
     out = []
     for name, members in by_goal.items():
         worst = min(members, key=lambda c: c["ratio"])
@@ -396,8 +452,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-rounds", type=int, default=7, help="timed rounds per VAE cell and side")
     parser.add_argument("--alpha", type=float, default=1e-3, help="level of each mean test (agreement)")
     parser.add_argument("--only", nargs="*", default=[], help="run only cells whose id contains one of these")
+    parser.add_argument(
+        "--dtypes",
+        type=lambda text: [d.strip() for d in text.split(",")],
+        default=list(DTYPES),
+        help="comma list of precisions to compare in (float64,float32)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "peers", help="folder for peers.json/.md")
     args = parser.parse_args(argv)
+    if not args.dtypes or not set(args.dtypes) <= set(DTYPES):
+        parser.error(f"--dtypes {','.join(args.dtypes)}: choose from {', '.join(DTYPES)}")
 
     available = sorted(os.sched_getaffinity(0))
     if not 1 <= args.threads <= len(available):
@@ -415,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     infos: dict[str, Any] = {}
     try:
-        for side in ["ours", *sorted({c.peer for c in specs})]:
+        for side in ["ours", *sorted({c.worker for c in specs})]:
             try:
                 workers[side] = WorkerProcess(side, env, cpus)
                 infos[side] = workers[side].ask(op="info")["info"]
@@ -424,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"worker {side} did not start: {error}", file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
             for index, cell in enumerate(specs):
-                if "ours" not in workers or cell.peer not in workers:
+                if "ours" not in workers or cell.worker not in workers:
                     failures.append(f"{cell.id}: skipped (worker missing)")
                     continue
                 print(f"[bench-peers] {cell.id}: {cell.rounds} interleaved rounds ...", file=sys.stderr, flush=True)
@@ -491,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *speed,
         "",
+        *precision_table(results),
         "## Agreement of the gradient estimates",
         "",
         *agree,

@@ -41,8 +41,8 @@ def reference_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 
 
 def gaussian(**config: object) -> Task:
-    """A Gaussian task configuration (defaults D=1, μ=1, σ=1, quadratic, k=0.5)."""
-    full = {"dim": 1, "mu": 1.0, "sigma": 1.0, "fn": "quadratic", "k": 0.5, **config}
+    """A Gaussian task configuration (defaults D=1, μ=1, σ=1, quadratic, k=0.5, float64)."""
+    full = {"dim": 1, "mu": 1.0, "sigma": 1.0, "fn": "quadratic", "k": 0.5, "dtype": "float64", **config}
     return get_task("gaussian")(full, CPU)
 
 
@@ -54,16 +54,32 @@ def estimates(task: Task, estimator: str, samples: int, batch: int = 1, seed: in
     return estimate_all(task, cls(full), samples, batch, seed)
 
 
-def max_z_score(values: torch.Tensor, exact: torch.Tensor) -> float:
-    """Largest |mean − exact| / SE over coordinates (SE from the K estimates).
+DTYPES = ("float64", "float32")
+"""The precisions of the Gaussian toy (its default first), for tests that hold in both."""
 
-    The SE is floored at float64 round-off (1e-12 relative) so that a zero-variance estimator
-    that is exact up to rounding passes, while any real bias still fails.
+ROUND_OFF_EPS = 64
+"""Round-off a mean may carry, in machine epsilons of the estimates' precision, relative to
+``1 + |exact|``: the zero-variance estimators of these tests (delta-method control variates on
+a quadratic) measure at most about 3 ε in either precision."""
+
+
+def round_off(dtype: torch.dtype, exact: torch.Tensor) -> torch.Tensor:
+    """The round-off term ``c · eps(dtype) · (1 + |exact|)`` per coordinate (``c`` = :data:`ROUND_OFF_EPS`), float64."""
+    return ROUND_OFF_EPS * torch.finfo(dtype).eps * (1.0 + exact.reshape(-1).to(torch.float64).abs())
+
+
+def max_z_score(values: torch.Tensor, exact: torch.Tensor) -> float:
+    """Largest |mean − exact| / SE over coordinates (SE from the K estimates), computed in float64.
+
+    The SE is floored at the round-off of the estimates' precision (:func:`round_off`) so that a
+    zero-variance estimator that is exact up to rounding passes, in float32 as in float64, while
+    any real bias still fails.
     """
     k = values.shape[0]
-    truth = exact.reshape(-1)
-    se = torch.maximum(values.std(0) / math.sqrt(k), 1e-12 * (1.0 + truth.abs()))
-    return float(((values.mean(0) - truth).abs() / se).max())
+    truth = exact.reshape(-1).to(torch.float64)
+    wide = values.to(torch.float64)
+    se = torch.maximum(wide.std(0) / math.sqrt(k), round_off(values.dtype, truth))
+    return float(((wide.mean(0) - truth).abs() / se).max())
 
 
 @pytest.fixture(autouse=True)
@@ -80,15 +96,15 @@ def cpu() -> torch.device:
 
 
 @functools.cache
-def categorical() -> Task:
+def categorical(dtype: str = "float32") -> Task:
     """The 2 × 3 categorical VAE the discrete estimators' tests share (enumerable: exact truth)."""
-    return vae("discrete-vae", latents=2, categories=3)
+    return vae("discrete-vae", latents=2, categories=3, dtype=dtype)
 
 
 @functools.cache
-def bernoulli() -> Task:
+def bernoulli(dtype: str = "float32") -> Task:
     """The 6-latent Bernoulli VAE the discrete estimators' tests share (enumerable: exact truth)."""
-    return vae("bernoulli-vae", latents=6)
+    return vae("bernoulli-vae", latents=6, dtype=dtype)
 
 
 def bias_lo(task: Task, estimator: Estimator, samples: int = 3000, batch: int = 2, seed: int = 3) -> dict[str, float]:

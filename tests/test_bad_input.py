@@ -54,6 +54,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("run: estimator not applicable", ["run", "-e", "disarm"], "needs bernoulli"),
     ("run: bad device", ["run", "--device", "gpu"], "valid choices: cpu, cuda, cuda:N"),
     ("run: bad data", ["run", "-t", "vae", "-p", "data=cifar"], "valid choices: digits, mnist5k, mnist:PATH"),
+    ("run: bad dtype", ["run", "-p", "dtype=float16"], "dtype='float16' is not valid; valid choices: float32, float64"),
+    ("run: bad VAE dtype", ["run", "-t", "discrete-vae", "-p", "dtype=half"], "valid choices: float32, float64"),
     ("run: zero workers", ["run", "-K", "10", "--workers", "0"], "--workers 0"),
     ("run: bad memory size", ["run", "-K", "10", "--max-memory", "lots"], "expected a size of at least 1M"),
     ("run: negative min time", ["run", "-K", "10", "--min-time", "-1"], "--min-time -1.0: need seconds >= 0"),

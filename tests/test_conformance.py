@@ -2,7 +2,8 @@
 
 Where ``why_not`` says an estimator applies, its K estimates have exactly the task's parameter
 groups, each leaf ``(K, *theta leaf)``, finite, reproducible from the seed and changed by another
-seed; where it does not, planning a run that names the estimator refuses it and ``all`` skips it.
+seed, in the task's precision; where it does not, planning a run that names the estimator refuses
+it and ``all`` skips it.  Each family with a ``dtype`` runs in both of its precisions.
 Every capability is documented, and a task that offers a capability implying a protocol is an
 instance of that protocol.  Tasks run at small configurations (VAEs: minibatch 4, hidden 16, a
 few latents, no training); estimators at their defaults, with their set-up shortened.
@@ -31,12 +32,21 @@ SMALL: dict[str, list[dict[str, str]]] = {
     "gaussian": [
         {"dim": "2", "mu": "1", "sigma": "1", "fn": "cos", "k": "0.5"},
         {"dim": "2", "mu": "1", "sigma": "1.5", "fn": "step", "k": "0.5"},  # not differentiable
+        {"dim": "2", "mu": "1", "sigma": "1", "fn": "cos", "k": "0.5", "dtype": "float32"},
+        {"dim": "2", "mu": "1", "sigma": "1.5", "fn": "step", "k": "0.5", "dtype": "float32"},
     ],
-    "discrete-vae": [{"latents": "2", "categories": "3", **VAE}],
-    "bernoulli-vae": [{"latents": "3", "layers": "nonlinear", **VAE}],
-    "vae": [{"latents": "2", **VAE}],
+    "discrete-vae": [
+        {"latents": "2", "categories": "3", **VAE},
+        {"latents": "2", "categories": "3", "dtype": "float64", **VAE},
+    ],
+    "bernoulli-vae": [
+        {"latents": "3", "layers": "nonlinear", **VAE},
+        {"latents": "3", "layers": "nonlinear", "dtype": "float64", **VAE},
+    ],
+    "vae": [{"latents": "2", **VAE}, {"latents": "2", "dtype": "float64", **VAE}],
 }
-"""Small configurations as `--param` strings; a task not named here runs at its defaults."""
+"""Small configurations as `--param` strings, each family in both precisions (its default first);
+a task not named here runs at its defaults."""
 SHORT_SETUP = {"tune_steps": 3, "pilot": 16}
 """Estimator parameters that only lengthen the set-up (REBAR/RELAX tuning, the optimal baseline's pilot)."""
 
@@ -86,6 +96,7 @@ def test_estimates_keep_the_contract_or_the_estimator_is_refused(index: int, nam
         return
     first = draw(task, cls, seed=11)
     expected = leaves(task.theta)
+    assert all(leaf.dtype == task.dtype for leaf in expected.values()), "θ is in the task's precision"
     got = leaves(first)
     assert set(first) == set(task.theta), "the estimate's groups are the task's"
     assert list(got) == list(expected), "every parameter of every group, in θ's order"

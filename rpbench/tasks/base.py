@@ -29,6 +29,27 @@ import torch
 
 from rpbench.params import Config, ParamSpec
 
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+"""The precisions a task's ``dtype`` parameter offers, by name."""
+
+
+def dtype_param(default: str) -> ParamSpec:
+    """The ``dtype`` parameter of a task family whose precision is a choice, at its family's ``default``.
+
+    θ, the noise, the samples and so every estimate are in this precision; the moments are
+    accumulated in float64 whatever it is (:mod:`rpbench.moments`).  Neutral: at the default it
+    stays out of the cells' seeds, so the numbers published before it existed reproduce bit for bit.
+    """
+    return ParamSpec(
+        "dtype",
+        str,
+        default,
+        "floating-point precision of θ, the noise, the samples and the estimates",
+        choices=tuple(DTYPES),
+        neutral=True,
+    )
+
+
 Theta = dict[str, Any]
 """Parameter groups: group name → a tensor (the Gaussian toy's ``mu``, ``sigma``) or, for networks,
 a dict of named tensors (a VAE's ``encoder``, ``decoder``); walked by
@@ -64,11 +85,17 @@ class Task(ABC):
     params: ClassVar[tuple[ParamSpec, ...]]
     offers: ClassVar[str] = ""
     """What ``list`` shows of the capabilities (a configuration's own are in ``capabilities``)."""
-    dtype: ClassVar[torch.dtype] = torch.float32
+    dtype: torch.dtype = torch.float32
+    """The precision of θ, the noise, the samples and so the estimates.  A family that declares a
+    ``dtype`` parameter (:func:`dtype_param`) follows its configuration (the parameter's default
+    where a configuration leaves it out); one that does not keeps this class attribute."""
 
     def __init__(self, config: Mapping[str, object], device: torch.device) -> None:
         self.config: Config = dict(config)  # type: ignore[arg-type]
         self.device = device
+        declared = next((p for p in type(self).params if p.name == "dtype"), None)
+        if declared is not None:
+            self.dtype = DTYPES[str(self.config.get("dtype", declared.default))]
 
     # -- what estimators use ------------------------------------------------------------
     @property
@@ -115,7 +142,10 @@ class Task(ABC):
 
     # -- truth -------------------------------------------------------------------------
     def exact_gradient(self) -> Theta | None:
-        """The true gradient of ``L`` per group, or ``None`` where it is not known."""
+        """The true gradient of ``L`` per group, or ``None`` where it is not known.
+
+        Computed in the task's :attr:`dtype` or in a higher precision (the Gaussian toy's closed
+        forms are float64 in either precision; a VAE's enumeration is in its ``dtype``)."""
         return None
 
     def exact_value(self) -> float | None:

@@ -19,6 +19,13 @@ enumerating every latent configuration (e.g. 2×4 categorical, up to 16 Bernoull
 minibatch 32).  Otherwise the truth is a reference gradient averaged from ``reference`` samples
 of the task's unbiased reference estimator, with its standard error carried into the bias CI.
 
+Precision: ``dtype`` (float32 by default, or float64) is that of the model state, the images, the
+noise and the estimates.  The initialisation is drawn in float32 and then converted, and the
+images are binarised before they are converted, so both precisions measure the same model on the
+same images.  The enumerated truth is computed in the task's ``dtype`` (float32 by default, as
+before the parameter existed, so that earlier numbers reproduce; choose float64 for a truth exact
+to double round-off); a reference truth is drawn in ``dtype`` and reduced in float64.
+
 References: Kingma & Welling (2014) (VAE); Jang, Gu & Poole (2017) (categorical VAE, 20×10);
 Tucker et al. (2017), Grathwohl et al. (2018), Dong, Mnih & Tucker (2020) (Bernoulli VAEs with
 200 latents, linear or two 200-unit tanh layers).
@@ -41,7 +48,7 @@ from rpbench.data import BINARIZATIONS, binarize, load_dataset
 from rpbench.distributions import Bernoulli, Categorical
 from rpbench.errors import UsageError
 from rpbench.params import ParamSpec, at_least
-from rpbench.tasks.base import Task, Theta
+from rpbench.tasks.base import Task, Theta, dtype_param
 from rpbench.tasks.protocols import (
     Amortized,
     BernoulliLatent,
@@ -101,6 +108,8 @@ HIDDEN2 = ParamSpec(
     expect="an integer >= 0",
     neutral=True,  # added later: at 0 the seeds (and so every published number) stay as they were
 )
+
+DTYPE = dtype_param("float32")
 
 
 def hidden_sizes(config: Mapping[str, object]) -> list[int]:
@@ -223,7 +232,6 @@ def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
 class VAETask(Task, Amortized, ReferenceTruth, Trainable):
     """Shared machinery: data, networks, the ELBO, enumeration, and what training needs."""
 
-    dtype = torch.float32
     variational_groups = ("encoder",)
     latent: ClassVar[type[Categorical] | type[Bernoulli] | None] = None
     truth = "enumeration if minibatch x |Z| <= 2^21, else reference"
@@ -261,9 +269,9 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
                     for layer in module.modules():
                         if isinstance(layer, nn.Linear):
                             layer.reset_parameters()
-            _INITIAL_STATES[key] = {
-                "encoder": {k: v.detach().clone() for k, v in self.encoder.named_parameters()},
-                "decoder": {k: v.detach().clone() for k, v in self.decoder.named_parameters()},
+            _INITIAL_STATES[key] = {  # drawn in float32 (the modules'), then converted: one model in either dtype
+                "encoder": {k: v.detach().to(self.dtype).clone() for k, v in self.encoder.named_parameters()},
+                "decoder": {k: v.detach().to(self.dtype).clone() for k, v in self.decoder.named_parameters()},
             }
         return _INITIAL_STATES[key]
 
@@ -297,17 +305,19 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
         return self._theta is not None
 
     def initial_state(self) -> ModelState:
-        """A fresh copy of the initialisation from ``model_seed``: ``{"encoder": {…}, "decoder": {…}}``, CPU."""
+        """A fresh copy of the initialisation from ``model_seed``: ``{"encoder": {…}, "decoder": {…}}``,
+        on the CPU, in ``dtype``."""
         return {group: {k: v.clone() for k, v in params.items()} for group, params in self._initial().items()}
 
     def draw_minibatch(self, generator: torch.Generator) -> torch.Tensor:
         """``minibatch`` training images drawn with replacement, binarised as configured: ``(U, pixels)``.
 
-        ``generator`` (a CPU generator) draws the indices and then the dynamic binarisation.
+        ``generator`` (a CPU generator) draws the indices and then the dynamic binarisation (of the
+        float32 images, whatever ``dtype`` is; the binary images are then converted to it).
         """
         images = self.data.train
         index = torch.randint(images.shape[0], (self.minibatch,), generator=generator)
-        return binarize(images[index], str(self.config["binarize"]), generator).to(self.device)
+        return binarize(images[index], str(self.config["binarize"]), generator).to(self.device, self.dtype)
 
     @contextmanager
     def evaluated_at(self, theta: ModelState, x: torch.Tensor) -> Iterator[None]:
@@ -325,13 +335,13 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
         built from the configuration, so the same inside :meth:`evaluated_at` as outside."""
         generator = torch.Generator().manual_seed(self.model_seed)
         images = self.data.train[: int(self.config["minibatch"])]
-        return binarize(images, str(self.config["binarize"]), generator).to(self.device)
+        return binarize(images, str(self.config["binarize"]), generator).to(self.device, self.dtype)
 
     def eval_images(self) -> torch.Tensor:
         """The data set's fixed eval split, binarised as configured (a dynamic draw from a fixed seed,
         the same for every model seed): ``(N_eval, pixels)`` on ``device``."""
         generator = torch.Generator().manual_seed(EVAL_BINARIZATION_SEED)
-        return binarize(self.data.eval, str(self.config["binarize"]), generator).to(self.device)
+        return binarize(self.data.eval, str(self.config["binarize"]), generator).to(self.device, self.dtype)
 
     def log_joint(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
         """``log p(x_u, z_u) = log p(x_u | z_u) + log p(z_u)`` per unit: ``(..., U)``."""
@@ -343,13 +353,13 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
 
     def load_state(self, theta: ModelState) -> None:
         """Measure at model state ``theta`` (``{"encoder": {…}, "decoder": {…}}``, named as the networks'
-        parameters), moved to the task's device; forgets the enumerated truth of any previous state."""
+        parameters), moved to the task's device and ``dtype``; forgets the enumerated truth of any previous state."""
         networks = {"encoder": self.encoder, "decoder": self.decoder}
         if set(theta) != set(networks) or any(
             set(theta[group]) != {name for name, _ in network.named_parameters()} for group, network in networks.items()
         ):
             raise ValueError(f"task {self.name}: a model state needs exactly the encoder's and decoder's parameters")
-        state = {group: {k: v.to(self.device) for k, v in theta[group].items()} for group in networks}
+        state = {group: {k: v.to(self.device, self.dtype) for k, v in theta[group].items()} for group in networks}
         self._theta = cast(Theta, state)
         self._exact = None
 
@@ -434,7 +444,7 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
         raise NotImplementedError
 
     def enumerated_elbo(self, theta: Theta, chunk: int = 512) -> torch.Tensor:
-        """The exact ELBO ``mean_u Σ_z q(z|x_u) f_u(z)``, differentiable in θ."""
+        """The exact ELBO ``mean_u Σ_z q(z|x_u) f_u(z)``, differentiable in θ, computed in the task's ``dtype``."""
         configs = self.all_latents()
         total = torch.zeros((), dtype=self.dtype, device=self.device)
         for start in range(0, configs.shape[0], chunk):
@@ -478,9 +488,8 @@ class _RelaxableVAE(VAETask, RelaxableLatent):
 
     def uniform(self, generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
         """Extra uniform noise of the latent's shape, e.g. for conditional samples."""
-        return torch.rand(*shape, *self.latent_shape, generator=generator, dtype=self.dtype, device=self.device).clamp(
-            1e-12, 1 - 1e-7
-        )
+        u = torch.rand(*shape, *self.latent_shape, generator=generator, dtype=self.dtype, device=self.device)
+        return u.clamp(1e-12, 1 - torch.finfo(self.dtype).eps)  # float32: 1 − 1e-7 as float32 rounds it, as before
 
     def perturb(self, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
         """Perturbed logits ``z`` (differentiable); the sample is ``latent.hard(z)``."""
@@ -517,6 +526,7 @@ class DiscreteVAE(_RelaxableVAE, CategoricalLatent):
         ParamSpec("categories", int, 10, "classes per variable C", check=at_least(2), expect="an integer >= 2"),
         *COMMON_PARAMS,
         HIDDEN2,
+        DTYPE,
     )
     train_estimator = ("gumbel", {"tau": 1.0}, 1)
     reference_estimator = ("score+loo", {}, 8)
@@ -570,6 +580,7 @@ class BernoulliVAE(_RelaxableVAE, BernoulliLatent):
             p if p.name != "hidden" else ParamSpec("hidden", int, 200, p.help, check=p.check, expect=p.expect)
             for p in COMMON_PARAMS
         ),
+        DTYPE,
     )
     train_estimator = ("disarm", {}, 1)
     reference_estimator = ("disarm", {}, 8)
@@ -614,6 +625,7 @@ class GaussianVAE(VAETask):
         ParamSpec("latents", int, 20, "latent dimensions", check=at_least(1), expect="an integer >= 1"),
         *COMMON_PARAMS,
         HIDDEN2,
+        DTYPE,
     )
     train_estimator = ("pathwise", {}, 1)
     reference_estimator = ("pathwise", {}, 8)

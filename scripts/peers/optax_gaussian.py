@@ -1,4 +1,4 @@
-"""Worker for the optax.monte_carlo side of the Gaussian toy (JAX, ``jax.jit``-compiled, float64).
+"""Worker for the optax.monte_carlo side of the Gaussian toy (JAX, ``jax.jit``-compiled, float32 or float64).
 
 optax 0.2.5's ``pathwise_jacobians``, ``score_function_jacobians`` and ``measure_valued_jacobians``
 (coupled) each return ``num_samples`` single-sample gradient estimates of ``E_{N(μ, σ²)}[f(x)]``
@@ -8,9 +8,14 @@ converted explicitly inside the compiled call: ``∂/∂σ = (∂/∂ log σ) / 
 the division stays so that the comparison is right at any σ.)
 
 One timed ``run`` is one call of the jitted function (N estimates of both groups) and
-``jax.block_until_ready`` on its outputs; the PRNG key is made before the clock starts.  JAX is
-put in 64-bit mode, since the rpbench task is float64.  Compilation happens in ``setup`` (a first
-call, then one more warm-up call), untimed.
+``jax.block_until_ready`` on its outputs; the PRNG key is made before the clock starts.
+Compilation happens in ``setup`` (a first call, then one more warm-up call), untimed.
+
+Precision: one worker process per precision, named by ``--dtype`` (``RPBENCH_PEERS_DTYPE``).
+float32 is JAX's default (``jax_enable_x64`` off); float64 turns ``jax_enable_x64`` on before
+anything is traced.  The switch is global to the process (with x64 on, optax's
+``jax.random.normal`` draws float64 even for float32 parameters), hence a worker each; a cell of
+the other precision is refused.
 
 Threads: the driver sets the process's CPU affinity and, for one thread,
 ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``; XLA sizes its
@@ -37,7 +42,11 @@ import optax
 from optax import monte_carlo
 from peer_protocol import KeepingWorker, affinity, serve
 
-jax.config.update("jax_enable_x64", True)
+DTYPE = os.environ.get("RPBENCH_PEERS_DTYPE", "float64")
+if DTYPE not in ("float32", "float64"):
+    raise SystemExit(f"RPBENCH_PEERS_DTYPE={DTYPE!r}: expected float32 or float64")
+jax.config.update("jax_enable_x64", DTYPE == "float64")
+JNP_DTYPE = jnp.float64 if DTYPE == "float64" else jnp.float32
 
 GROUPS = ("mu", "sigma")
 
@@ -99,6 +108,7 @@ class OptaxWorker(KeepingWorker):
             "numpy": np.__version__,
             "jax_backend": jax.default_backend(),
             "jax_x64": bool(jax.config.jax_enable_x64),
+            "dtype": DTYPE,
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "threads_requested": self.threads,
             "affinity": affinity(),
@@ -108,20 +118,24 @@ class OptaxWorker(KeepingWorker):
         config = cell["task_config"]
         if cell["task"] != "gaussian":
             raise ValueError("the optax worker only runs the gaussian task")
+        if config.get("dtype", "float64") != DTYPE:
+            raise ValueError(f"this optax worker runs {DTYPE}; the cell asks for {config.get('dtype', 'float64')}")
         dim = int(config["dim"])
         f = test_function(str(config["fn"]), float(config["k"]))
         fn = compiled_estimator(cell["estimator"], f, int(cell["samples"]))
         params = (
-            jnp.full((dim,), float(config["mu"]), dtype=jnp.float64),
-            jnp.full((dim,), np.log(float(config["sigma"])), dtype=jnp.float64),
+            jnp.full((dim,), float(config["mu"]), dtype=JNP_DTYPE),
+            jnp.full((dim,), np.log(float(config["sigma"])), dtype=JNP_DTYPE),
         )
         started = time.perf_counter()
-        jax.block_until_ready(fn(params, jax.random.PRNGKey(0)))
+        first = jax.block_until_ready(fn(params, jax.random.PRNGKey(0)))
         compiled = time.perf_counter()
+        if any(np.asarray(value).dtype != np.dtype(DTYPE) for value in first):
+            raise RuntimeError(f"optax returned {[np.asarray(v).dtype for v in first]}, not {DTYPE}")
         jax.block_until_ready(fn(params, jax.random.PRNGKey(1)))
         warmed = time.perf_counter()
         self.cells[cell["id"]] = Cell(fn, params)
-        return {"compile_seconds": compiled - started, "warmup_seconds": warmed - compiled, "dtype": "float64"}
+        return {"compile_seconds": compiled - started, "warmup_seconds": warmed - compiled, "dtype": DTYPE}
 
     def run(self, cell_id: str, seed: int) -> float:
         cell = self.cells[cell_id]

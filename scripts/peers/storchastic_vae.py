@@ -25,6 +25,9 @@ storch forward (``denote_independent`` → encoder → ``OneHotCategorical`` →
 ``add_cost``), one ``storch.backward()``, and read every parameter's ``.grad`` into a preallocated
 ``(K, P)`` buffer.  The global torch RNG is seeded before the loop, untimed.
 
+Precision: the task's ``dtype`` (float32 by default, or float64): the modules are converted to it
+before the task's weights are loaded, and the gradient buffers are in it.
+
 rpbench's task is built before Storchastic is imported (it patches ``torch`` globally).
 Started by ``scripts/bench_peers.py``; speaks :mod:`peer_protocol` on stdin/stdout.
 """
@@ -60,6 +63,7 @@ class Cell:
     categories: int
     method: Any
     samples: int
+    dtype: torch.dtype
     kept: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
@@ -89,7 +93,7 @@ class StorchasticWorker(KeepingWorker):
         config = {p.name: p.default_values[0] for p in task_cls.params}
         config.update(cell["task_config"])
         task = task_cls(config, torch.device("cpu"))  # before Storchastic patches torch
-        encoder, decoder = task.build_networks()
+        encoder, decoder = (network.to(task.dtype) for network in task.build_networks())
         encoder.load_state_dict(task.theta["encoder"])
         decoder.load_state_dict(task.theta["decoder"])
 
@@ -113,6 +117,7 @@ class StorchasticWorker(KeepingWorker):
             int(config["categories"]),
             method,
             int(cell["samples"]),
+            task.dtype,
         )
         started = time.perf_counter()
         torch.manual_seed(0)
@@ -146,7 +151,7 @@ class StorchasticWorker(KeepingWorker):
     def _buffers(cell: Cell, k: int) -> dict[str, torch.Tensor]:
         """Preallocated ``(K, P)`` rows for each group's gradients."""
         modules = {"encoder": cell.encoder, "decoder": cell.decoder}
-        return {g: torch.empty(k, sum(p.numel() for p in m.parameters())) for g, m in modules.items()}
+        return {g: torch.empty(k, sum(p.numel() for p in m.parameters()), dtype=cell.dtype) for g, m in modules.items()}
 
     def _loop(self, cell: Cell, buffers: dict[str, torch.Tensor]) -> None:
         """One estimate per buffer row, one storch forward + backward each: rows are ∇(loss), not negated."""

@@ -2,12 +2,15 @@
 
 A conformance test across estimators; each family's own properties (and a deliberately wrong
 variant that fails each check) are in its module's tests: test_arm.py, test_rebar.py,
-test_relaxed.py, test_score.py.
+test_relaxed.py, test_score.py.  The VAEs run in float32 (their default) and float64, each against
+the truth enumerated in its own precision (the slowest float64 cases, REBAR's and the categorical
+RELAX, are marked slow).
 """
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from rpbench.engine import flatten_groups
 from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
@@ -37,15 +40,29 @@ def test_the_expected_estimators_apply() -> None:
     assert applicable(bernoulli()) == ["arm", "disarm", "rebar", "relax", "score", "score+loo", "score+ma", "score+opt"]
 
 
-@pytest.mark.parametrize("name", applicable(categorical()))
-def test_unbiased_on_an_enumerable_categorical_vae(name: str) -> None:
-    for group, row in strict(categorical(), name).items():
+def in_both_precisions(task: Task, slow: frozenset[str] = frozenset()) -> list:
+    """(estimator, dtype) cases: every applicable unbiased estimator in float32 and in float64."""
+    return [
+        pytest.param(name, dtype, marks=[pytest.mark.slow] if dtype == "float64" and name in slow else [])
+        for dtype in ("float32", "float64")
+        for name in applicable(task)
+    ]
+
+
+@pytest.mark.parametrize(("name", "dtype"), in_both_precisions(categorical(), slow=frozenset({"rebar", "relax"})))
+def test_unbiased_on_an_enumerable_categorical_vae(name: str, dtype: str) -> None:
+    task = categorical(dtype)
+    truth = truth_of(task)
+    assert truth is not None and truth.gradient["encoder"].dtype == task.dtype  # enumerated in its precision
+    for group, row in strict(task, name).items():
         assert row["bias_lo"] == 0.0, (name, group, row["bias"], row["bias_lo"])  # zero inside the 4-SE ball
 
 
-@pytest.mark.parametrize("name", applicable(bernoulli()))
-def test_unbiased_on_an_enumerable_bernoulli_vae(name: str) -> None:
-    for group, row in strict(bernoulli(), name).items():
+@pytest.mark.parametrize(("name", "dtype"), in_both_precisions(bernoulli(), slow=frozenset({"rebar"})))
+def test_unbiased_on_an_enumerable_bernoulli_vae(name: str, dtype: str) -> None:
+    task = bernoulli(dtype)
+    assert task.dtype == getattr(torch, dtype)
+    for group, row in strict(task, name).items():
         assert row["bias_lo"] == 0.0, (name, group, row["bias"], row["bias_lo"])
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from scipy import stats
 
 from rpbench.estimators.mvd import _replace_diagonal
-from tests.conftest import estimates, gaussian, max_z_score
+from tests.conftest import DTYPES, estimates, gaussian, max_z_score
 
 
 def test_replace_diagonal_perturbs_one_coordinate_per_row() -> None:
@@ -37,17 +38,20 @@ def test_mvd_draws_rayleigh_pairs_and_a_coupled_normal() -> None:
     assert stats.kstest(weibull, "norm").pvalue < 1e-6
 
 
-def test_mvd_is_unbiased_on_the_step_where_pathwise_is_not() -> None:
-    task = gaussian(fn="step", k=0.5, dim=2)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mvd_is_unbiased_on_the_step_where_pathwise_is_not(dtype: str) -> None:
+    task = gaussian(fn="step", k=0.5, dim=2, dtype=dtype)
     draws = estimates(task, "mvd", samples=20000, batch=1)
+    assert draws["mu"].dtype == task.dtype
     exact = task.exact_gradient()
     assert max_z_score(draws["mu"], exact["mu"]) < 4
     assert max_z_score(draws["sigma"], exact["sigma"]) < 4
 
 
-def test_mvd_gradient_of_a_linear_function_is_positive_per_pair_and_one_on_average() -> None:
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mvd_gradient_of_a_linear_function_is_positive_per_pair_and_one_on_average(dtype: str) -> None:
     # f = x: f(μ + σW) − f(μ − σW) = 2σW > 0, and E[W] = √(π/2): the estimate averages to 1.
-    task = gaussian(fn="linear")
+    task = gaussian(fn="linear", dtype=dtype)
     draws = estimates(task, "mvd", samples=20000)
     assert bool((draws["mu"] > 0).all())
     assert max_z_score(draws["mu"], torch.ones(1, dtype=torch.float64)) < 4

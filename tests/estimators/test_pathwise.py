@@ -2,7 +2,8 @@
 
 For ``x = μ + σε``, ``ε ~ N(0, 1)`` (Kingma & Welling 2014; Mohamed et al. 2020, §5) one sample's
 estimate is ``ĝ_μ = g'(x)`` and ``ĝ_σ = g'(x) ε``: unbiased where g is differentiable along the
-path, zero almost surely on a step (biased there).
+path, zero almost surely on a step (biased there).  Each check holds in float64 and float32, with
+tolerances from the precision's machine epsilon.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from rpbench.estimators.base import per_estimate_gradients
 from rpbench.estimators.pathwise import Pathwise, pathwise_surrogate
 from rpbench.registry import get_task
 from rpbench.tasks.base import Task, Theta
-from tests.conftest import CPU, estimates, gaussian, max_z_score, vae
+from tests.conftest import CPU, DTYPES, ROUND_OFF_EPS, estimates, gaussian, max_z_score, vae
 
 SMOOTH = ("linear", "quadratic", "cos", "expquad")
 
@@ -33,10 +34,12 @@ def _without_broadcasting(task: Task) -> Task:
     return cls(task.config, CPU)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fn", ["quadratic", "cos"])
-def test_pathwise_is_the_derivative_along_the_path_on_the_same_noise(fn: str) -> None:
+def test_pathwise_is_the_derivative_along_the_path_on_the_same_noise(fn: str, dtype: str) -> None:
     mu, sigma, k = 0.3, 1.4, 0.8
-    task = gaussian(fn=fn, dim=2, mu=mu, sigma=sigma, k=k)
+    task = gaussian(fn=fn, dim=2, mu=mu, sigma=sigma, k=k, dtype=dtype)
+    tolerance = ROUND_OFF_EPS * torch.finfo(task.dtype).eps
     samples, batch = 6, 3
     eps = task.noise(torch.Generator().manual_seed(7), (samples, batch))
     x = mu + sigma * eps
@@ -45,32 +48,34 @@ def test_pathwise_is_the_derivative_along_the_path_on_the_same_noise(fn: str) ->
     for the_task in (task, _without_broadcasting(task)):  # K copies of θ, and vmap(grad)
         got = Pathwise().estimate(the_task, samples, batch, torch.Generator().manual_seed(7))
         for group in expected:
-            torch.testing.assert_close(got[group], expected[group], rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(got[group], expected[group], rtol=tolerance, atol=tolerance)
     # and the check can fail: the wrongly scaled noise gives other numbers
     wrong = WrongScalePathwise().estimate(task, samples, batch, torch.Generator().manual_seed(7))
     assert not torch.allclose(wrong["sigma"], expected["sigma"])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fn", SMOOTH)
-def test_pathwise_is_unbiased_on_smooth_functions(fn: str) -> None:
-    task = gaussian(fn=fn, dim=2, mu=-0.4, sigma=1.6, k=1.3)
+def test_pathwise_is_unbiased_on_smooth_functions(fn: str, dtype: str) -> None:
+    task = gaussian(fn=fn, dim=2, mu=-0.4, sigma=1.6, k=1.3, dtype=dtype)
     draws = estimates(task, "pathwise", samples=20_000, batch=2, seed=11)
     exact = task.exact_gradient()
     for group, values in draws.items():
         assert max_z_score(values, exact[group]) < 4.0, group
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fn", ["quadratic", "cos", "expquad"])
-def test_pathwise_with_the_noise_scale_wrong_fails_the_same_check(fn: str) -> None:
-    task = gaussian(fn=fn, dim=2, mu=-0.4, sigma=1.6, k=1.3)
+def test_pathwise_with_the_noise_scale_wrong_fails_the_same_check(fn: str, dtype: str) -> None:
+    task = gaussian(fn=fn, dim=2, mu=-0.4, sigma=1.6, k=1.3, dtype=dtype)
     draws = WrongScalePathwise().estimate(task, 20_000, 2, torch.Generator().manual_seed(11))
     exact = task.exact_gradient()
     assert max(max_z_score(draws[group], exact[group]) for group in draws) > 4.0
 
 
-@pytest.mark.parametrize("fn", ["step"])
-def test_pathwise_on_a_step_is_biased_and_the_check_sees_it(fn: str) -> None:
-    task = gaussian(fn=fn, k=0.5)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pathwise_on_a_step_is_biased_and_the_check_sees_it(dtype: str) -> None:
+    task = gaussian(fn="step", k=0.5, dtype=dtype)
     draws = estimates(task, "pathwise", samples=2_000)
     assert torch.all(draws["mu"] == 0)  # the step's derivative is zero almost everywhere
     assert max_z_score(draws["mu"], task.exact_gradient()["mu"]) > 4.0

@@ -1,4 +1,9 @@
-"""Every unbiased estimator's mean is within 4 SE of the exact gradient; biased ones fail that check."""
+"""Every unbiased estimator's mean is within 4 SE of the exact gradient; biased ones fail that check.
+
+Both hold in float64 and in float32: the SE is floored at the round-off of the precision
+(:func:`tests.conftest.round_off`, a few machine epsilons of it relative to the gradient), and the
+exact gradient is the float64 closed form in both.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from rpbench.estimators.base import Estimator, per_estimate_gradients
 from rpbench.registry import ESTIMATORS, load_builtins
 from rpbench.tasks.base import Task, Theta
 from rpbench.tasks.gaussian import FUNCTIONS
-from tests.conftest import estimates, gaussian, max_z_score
+from tests.conftest import DTYPES, estimates, gaussian, max_z_score
 
 load_builtins()
 UNBIASED = sorted(name for name, cls in ESTIMATORS.items() if not cls.biased)
@@ -33,14 +38,16 @@ def cases() -> list[tuple[str, str, int]]:
     return out
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("name", "fn", "point"), cases())
-def test_mean_within_four_standard_errors(name: str, fn: str, point: int) -> None:
+def test_mean_within_four_standard_errors(name: str, fn: str, point: int, dtype: str) -> None:
     config = dict(POINTS[point])
     batch = config.pop("batch")
-    task = gaussian(fn=fn, **config)
+    task = gaussian(fn=fn, dtype=dtype, **config)
     draws = estimates(task, name, samples=20_000, batch=batch, seed=11)
     exact = task.exact_gradient()
     for group, values in draws.items():
+        assert values.dtype == task.dtype
         assert max_z_score(values, exact[group]) < 4.0, (name, fn, group)
 
 
@@ -63,10 +70,23 @@ class SelfBaselineScore(Estimator):
         return per_estimate_gradients(surrogate, task.theta, noise)
 
 
-def test_a_deliberately_biased_estimator_fails_the_same_check() -> None:
-    task = gaussian(fn="quadratic", k=0.0)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_deliberately_biased_estimator_fails_the_same_check(dtype: str) -> None:
+    task = gaussian(fn="quadratic", k=0.0, dtype=dtype)
     generator = torch.Generator().manual_seed(3)
     draws = SelfBaselineScore().estimate(task, 20_000, 2, generator)
     # E = (n−1)/n · ∇L: half the true gradient at n = 2, far beyond 4 SE at this K.
     assert max_z_score(draws["mu"], task.exact_gradient()["mu"]) > 4.0
     assert max_z_score(2 * draws["mu"], task.exact_gradient()["mu"]) < 4.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_round_off_floor_forgives_rounding_but_not_a_bias(dtype: str) -> None:
+    """Zero-variance estimates a few machine epsilons off pass; off by 10⁻³ (a real bias) they fail."""
+    precision = getattr(torch, dtype)
+    exact = torch.tensor([2.0], dtype=torch.float64)
+    eps = torch.finfo(precision).eps
+    rounded = torch.full((1000, 1), 2.0 * (1 + 4 * eps), dtype=precision)
+    assert rounded[0, 0] != 2.0 and max_z_score(rounded, exact) < 4.0
+    biased = torch.full((1000, 1), 2.0 * (1 + 1e-3), dtype=precision)
+    assert max_z_score(biased, exact) > 4.0

@@ -1,4 +1,4 @@
-"""VAE tasks: the ELBO against an independent enumeration, model states, data and parameters."""
+"""VAE tasks: the ELBO against an independent enumeration, model states, data, parameters, precision."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from torch import distributions as D
 from rpbench.data import write_idx
 from rpbench.errors import UsageError
 from rpbench.tasks.vae import ENUMERATION_LIMIT
-from tests.conftest import vae
+from tests.conftest import ROUND_OFF_EPS, vae
+
+PRECISIONS = ("float32", "float64")
 
 
 def independent_elbo_categorical(task) -> float:
@@ -27,7 +29,7 @@ def independent_elbo_categorical(task) -> float:
             q = D.Categorical(logits=logits[u])
             for combo in itertools.product(range(categories), repeat=latents):
                 index = torch.tensor(combo)
-                one_hot = torch.nn.functional.one_hot(index, categories).float()
+                one_hot = torch.nn.functional.one_hot(index, categories).to(task.dtype)
                 log_q = q.log_prob(index).sum()
                 pixels = torch.func.functional_call(task.decoder, task.theta["decoder"], (one_hot.reshape(1, -1),))[0]
                 log_px = D.Bernoulli(logits=pixels).log_prob(task.x[u]).sum()
@@ -44,7 +46,7 @@ def independent_elbo_bernoulli(task) -> float:
         for u in range(task.minibatch):
             q = D.Bernoulli(logits=logits[u])
             for combo in itertools.product((0.0, 1.0), repeat=latents):
-                b = torch.tensor(combo)
+                b = torch.tensor(combo, dtype=task.dtype)
                 log_q = q.log_prob(b).sum()
                 pixels = torch.func.functional_call(task.decoder, task.theta["decoder"], (b.reshape(1, -1),))[0]
                 log_px = D.Bernoulli(logits=pixels).log_prob(task.x[u]).sum()
@@ -52,15 +54,66 @@ def independent_elbo_bernoulli(task) -> float:
     return total / task.minibatch
 
 
-def test_categorical_elbo_matches_an_independent_enumeration() -> None:
-    task = vae("discrete-vae", latents=2, categories=3, minibatch=3)
-    assert task.exact_value() == pytest.approx(independent_elbo_categorical(task), rel=1e-5)
+def enumeration_tolerance(task) -> float:
+    """Relative agreement of two enumerations in the task's precision: a few dozen machine epsilons
+    (they measure about one apart, in float32 as in float64)."""
+    return ROUND_OFF_EPS * torch.finfo(task.dtype).eps
 
 
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_categorical_elbo_matches_an_independent_enumeration(dtype: str) -> None:
+    task = vae("discrete-vae", latents=2, categories=3, minibatch=3, dtype=dtype)
+    expected = independent_elbo_categorical(task)
+    assert task.exact_value() == pytest.approx(expected, rel=enumeration_tolerance(task))
+
+
+@pytest.mark.parametrize("dtype", PRECISIONS)
 @pytest.mark.parametrize("layers", ["linear", "nonlinear"])
-def test_bernoulli_elbo_matches_an_independent_enumeration(layers: str) -> None:
-    task = vae("bernoulli-vae", latents=4, layers=layers, minibatch=3)
-    assert task.exact_value() == pytest.approx(independent_elbo_bernoulli(task), rel=1e-5)
+def test_bernoulli_elbo_matches_an_independent_enumeration(layers: str, dtype: str) -> None:
+    task = vae("bernoulli-vae", latents=4, layers=layers, minibatch=3, dtype=dtype)
+    expected = independent_elbo_bernoulli(task)
+    assert task.exact_value() == pytest.approx(expected, rel=enumeration_tolerance(task))
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [("discrete-vae", {"latents": 2, "categories": 3}), ("bernoulli-vae", {"latents": 4}), ("vae", {"latents": 2})],
+)
+def test_both_precisions_measure_the_same_model_on_the_same_images(name: str, config: dict) -> None:
+    """float64 is the float32 initialisation converted, on the same binary images; the enumerated
+    truths agree to float32's round-off, and a float64 one is exact to its own."""
+    low, high = vae(name, **config), vae(name, **config, dtype="float64")
+    assert low.dtype == torch.float32 and high.dtype == torch.float64
+    assert high.x.dtype == torch.float64 and torch.equal(high.x, low.x.double())
+    for group, params in low.theta.items():
+        for key, value in params.items():
+            assert high.theta[group][key].dtype == torch.float64
+            assert torch.equal(high.theta[group][key], value.double()), (group, key)
+    assert high.initial_state()["encoder"]["0.weight"].dtype == torch.float64
+    if name == "vae":
+        return
+    low_grad, high_grad = low.exact_gradient(), high.exact_gradient()
+    for group in low_grad:
+        for key, value in low_grad[group].items():
+            assert high_grad[group][key].dtype == torch.float64
+            scale = float(high_grad[group][key].abs().max()) + 1.0
+            assert (
+                float((value.double() - high_grad[group][key]).abs().max())
+                < 1e3 * torch.finfo(torch.float32).eps * scale
+            )
+    assert high.exact_value() == pytest.approx(low.exact_value(), rel=1e3 * torch.finfo(torch.float32).eps)
+    assert high.exact_value() != low.exact_value()  # and float64 is not float32 in disguise
+
+
+def test_a_trained_state_is_trained_in_the_tasks_precision() -> None:
+    from rpbench.training import warm_up
+
+    task = vae("bernoulli-vae", latents=4, minibatch=8, steps=3, dtype="float64")
+    warm_up(task)
+    assert all(v.dtype == torch.float64 for params in task.theta.values() for v in params.values())
+    assert task.draw_minibatch(torch.Generator().manual_seed(0)).dtype == torch.float64
+    assert task.eval_images().dtype == torch.float64
+    assert math.isfinite(task.exact_value())
 
 
 def test_two_hidden_layers_give_the_literatures_mirrored_mlp_and_its_exact_elbo() -> None:
