@@ -388,7 +388,9 @@ def test_suite_frames_with_empty_columns(gaussian: Run) -> None:
     headers = rows[0][1:]
     assert len(headers) == 6 + 3
     assert headers[0] == "task=gaussian, sigma=0.1, fn=quadratic" and headers[-1] == "task=toy, sigma=10"
-    assert "gaussian: k=0.5; toy: width=4; dim=1, mu=1; group mu; K=100, n=1" in text  # constants, task by task
+    assert (
+        "gaussian: k=0.5; toy: width=4; dim=1, mu=1, dtype=float64; group mu; K=100, n=1" in text
+    )  # constants, task by task
     latex = report_text(frame, fmt="latex")
     assert r"task & \multicolumn{12}{c}{gaussian} & \multicolumn{6}{c}{toy} \\" in latex
     assert "\nk &" not in latex and "\nwidth &" not in latex  # rows of keys no column shows are left out
@@ -425,7 +427,10 @@ def test_the_frame_holds_the_numbers_of_the_table(gaussian: Run) -> None:
     record = gaussian.results.query("estimator == 'score' and group == 'mu' and fn == 'quadratic' and sigma == 1")
     assert frame.loc["score", ("quadratic", "1")] == record["variance"].item()
     assert frame.loc["score+delta", ("step", "1")] != frame.loc["score+delta", ("step", "1")]  # NaN: no result
-    assert frame.attrs["caption"] == "gaussian: dim=1, mu=1, k=0.5; group mu; K=100, n=1, seed=0, device=cpu"
+    assert (
+        frame.attrs["caption"]
+        == "gaussian: dim=1, mu=1, k=0.5, dtype=float64; group mu; K=100, n=1, seed=0, device=cpu"
+    )
     ratios = report_frame(gaussian, "bias", relative_to="pathwise", group="mu", columns=["fn", "sigma"])
     assert (ratios.loc["pathwise"] == 1.0).all()
     pick = gaussian.results.query("group == 'mu' and fn == 'quadratic' and sigma == 10").set_index("estimator")["bias"]

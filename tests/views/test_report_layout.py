@@ -18,13 +18,13 @@ def test_the_grid_of_the_gaussian_sweep(gaussian_run: Run) -> None:
     present = grid.value.notna()
     assert ((grid.lo <= grid.value) & (grid.value <= grid.hi))[present].sum().sum() == present.sum().sum() == 27
     assert grid.value.loc["score+delta", 3:].isna().all()  # no result on the step
-    assert grid.caption == "gaussian: dim=1, mu=1, k=0.5; group mu; K=100, n=1, seed=0, device=cpu"
+    assert grid.caption == "gaussian: dim=1, mu=1, k=0.5, dtype=float64; group mu; K=100, n=1, seed=0, device=cpu"
     assert not any(grid.biased.values())
 
 
 def test_parameters_come_from_the_roles_and_leave_out_empty_ones(gaussian_run: Run) -> None:
     task, estimator = parameters(gaussian_run)
-    assert task == ["dim", "mu", "sigma", "fn", "k"] and estimator == ["beta", "decay"]
+    assert task == ["dim", "mu", "sigma", "fn", "k", "dtype"] and estimator == ["beta", "decay"]
     only_score = gaussian_run.where(["estimator=score"])
     assert parameters(only_score)[1] == []  # beta and decay are empty for score's rows
 
