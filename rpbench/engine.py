@@ -180,8 +180,7 @@ def draw_estimates(
     held: dict[int, dict[str, list[torch.Tensor]]] = {}
 
     def once(index: int) -> dict[str, list[torch.Tensor]]:
-        generator = torch.Generator(device=task.device).manual_seed(chunk_seed(seed, index))
-        return group_blocks(estimator.estimate(task, sizes[index], batch, generator))
+        return draw_chunk(task, estimator, sizes, batch, seed, index)
 
     def blocks_at(index: int, total: int) -> dict[str, list[torch.Tensor]]:
         """Chunk ``index``: kept while the K drawn fits in one chunk's memory (``most``), else redrawn."""
@@ -212,6 +211,16 @@ def draw_estimates(
 
     timing = time_cell(one_pass, repeats, min_time, task.device, threads=timing_threads)
     return Draw(moments, timing, setup, max(sizes[:count]), reached)
+
+
+def draw_chunk(
+    task: Task, estimator: Estimator, sizes: Sequence[int], batch: int, seed: int, index: int
+) -> dict[str, list[torch.Tensor]]:
+    """Chunk ``index`` of a cell (``sizes[index]`` estimates from its own generator, :func:`chunk_seed`)
+    as :func:`group_blocks`: what each of :func:`draw_estimates`' passes, timed ones included, computes
+    per chunk (``scripts/bench_limit.py`` times the same function)."""
+    generator = torch.Generator(device=task.device).manual_seed(chunk_seed(seed, index))
+    return group_blocks(estimator.estimate(task, sizes[index], batch, generator))
 
 
 def reduce_chunks(
