@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rpbench.allocator import keep_freed_blocks
 from rpbench.estimators.base import Estimator, tree_leaves
 from rpbench.moments import GroupMoments, Moments
 from rpbench.tasks.base import Task, Theta
@@ -167,7 +168,11 @@ def draw_estimates(
     ``max_memory`` (else redrawn from their seeds: the same numbers).  The timed values redraw
     the K reached, all its chunks, so ``seconds / K`` is the cost of one estimate at that K; the
     steps before it are not timed.
+
+    Freed blocks up to ``max_memory`` are kept for reuse (:func:`rpbench.allocator.keep_freed_blocks`):
+    the estimates of every call are fresh tensors, which glibc would otherwise fault in page by page.
     """
+    keep_freed_blocks(max_memory)
     start = time.perf_counter()
     estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ PREPARE_STREAM))
     synchronize(task.device)
