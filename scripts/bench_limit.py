@@ -31,13 +31,17 @@ Configurations (``--only`` selects by id):
 * ``discrete-vae`` (20 × 10 categorical) with Gumbel-Softmax (τ = 1, n = 1) and the score function
   with the leave-one-out baseline (n = 2), at the defaults (digits, 128 hidden, minibatch 32) and at
   Jang, Gu & Poole's (2017) scale: MNIST (``mnist5k``), a 784-512-256 ReLU MLP each way, minibatch 100;
-* ``bernoulli-vae`` (200 binary latents) with DisARM (Dong, Mnih & Tucker 2020, the unbiased
-  estimator that paper and its successors train this model with; Gumbel/Concrete appears there only
-  as a biased baseline), n = 1, at the defaults (linear, digits, minibatch 32) and with the
-  literature's nonlinear model (two 200-unit tanh layers each way) on ``mnist5k``, minibatch 100;
+* ``bernoulli-vae`` (200 binary latents, the model of REBAR, RELAX and DisARM) with DisARM (Dong,
+  Mnih & Tucker 2020, the latest of those estimators and the task's own training and reference
+  estimator; REBAR and RELAX use the Concrete relaxation only as a biased baseline), n = 1, at the
+  defaults (linear, digits, minibatch 32) and with the literature's nonlinear model (two 200-unit
+  tanh layers each way) on ``mnist5k``, minibatch 100;
 * ``vae`` (20-dim Gaussian) with pathwise, n = 1, at the defaults.
 
-``--quick`` is a smoke test (the defaults only, small K, 3 rounds, one small peak-RSS pair).
+``--quick`` is a smoke test (the defaults only, K = 20, 3 rounds, one peak-RSS run at one chunk).
+``--profile`` prints torch.profiler's operator tables of both sides instead of timing;
+``--glibc-defaults`` leaves malloc's thresholds as glibc sets them (rpbench before
+:mod:`rpbench.allocator`; the peak-RSS runs are ``rpbench run`` as it is).
 Output: ``limit.md`` (the machine, then the table) and ``limit.json`` (every timed value) in ``--out``.
 """
 
