@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint format bench bench-compare bench-peers bench-memory regress baseline gpu-check clean
+.PHONY: setup run test test-fast lint format bench bench-compare bench-peers bench-memory bench-limit regress baseline gpu-check clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,9 @@ bench-compare: setup ## re-run the benchmarks; fail if a mean is 25% slower than
 
 bench-memory: setup ## peak RSS of one discrete-vae cell at K = 1e3, 1e4, 1e5 (flat in K; a few minutes)
 	$(BIN)/python scripts/peak_memory.py $(MEMORY_ARGS)
+
+bench-limit: setup ## our engine vs the limit on the VAE tasks, defaults and the literature's scale; writes results/limit/ (about 6 min)
+	$(BIN)/python scripts/bench_limit.py $(LIMIT_ARGS)
 
 bench-peers: setup $(VENV)/.peers-installed ## ours vs optax.monte_carlo and Storchastic, interleaved; writes results/peers/
 	$(BIN)/python scripts/bench_peers.py $(PEERS_ARGS)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rpbench.allocator import keep_freed_blocks
 from rpbench.estimators.base import Estimator, tree_leaves
 from rpbench.moments import GroupMoments, Moments
 from rpbench.tasks.base import Task, Theta
@@ -161,7 +162,11 @@ def draw_estimates(
     ``max_memory`` (else redrawn from their seeds: the same numbers).  The timed values redraw
     the K reached, all its chunks, so ``seconds / K`` is the cost of one estimate at that K; the
     steps before it are not timed.
+
+    Freed blocks up to ``max_memory`` are kept for reuse (:func:`rpbench.allocator.keep_freed_blocks`):
+    the estimates of every call are fresh tensors, which glibc would otherwise fault in page by page.
     """
+    keep_freed_blocks(max_memory)
     start = time.perf_counter()
     estimator.prepare(task, batch, torch.Generator(device=task.device).manual_seed(seed ^ PREPARE_STREAM))
     device_sync(task.device)()
@@ -174,8 +179,7 @@ def draw_estimates(
     held: dict[int, dict[str, list[torch.Tensor]]] = {}
 
     def once(index: int) -> dict[str, list[torch.Tensor]]:
-        generator = torch.Generator(device=task.device).manual_seed(chunk_seed(seed, index))
-        return group_blocks(estimator.estimate(task, sizes[index], batch, generator))
+        return draw_chunk(task, estimator, sizes, batch, seed, index)
 
     def blocks_at(index: int, total: int) -> dict[str, list[torch.Tensor]]:
         """Chunk ``index``: kept while the K drawn fits in one chunk's memory (``most``), else redrawn."""
@@ -206,6 +210,16 @@ def draw_estimates(
 
     timing = time_cell(one_pass, repeats, min_time, task.device, threads=timing_threads)
     return Draw(moments, timing, setup, max(sizes[:count]), reached)
+
+
+def draw_chunk(
+    task: Task, estimator: Estimator, sizes: Sequence[int], batch: int, seed: int, index: int
+) -> dict[str, list[torch.Tensor]]:
+    """Chunk ``index`` of a cell (``sizes[index]`` estimates from its own generator, :func:`chunk_seed`)
+    as :func:`group_blocks`: what each of :func:`draw_estimates`' passes, timed ones included, computes
+    per chunk (``scripts/bench_limit.py`` times the same function)."""
+    generator = torch.Generator(device=task.device).manual_seed(chunk_seed(seed, index))
+    return group_blocks(estimator.estimate(task, sizes[index], batch, generator))
 
 
 def reduce_chunks(

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]
 
-FIRST_PARTY = {"rpbench", "tests", "peer_protocol", "peer_stats"}
-"""Our own top-level modules (scripts/peers/ puts its helpers on sys.path itself)."""
+FIRST_PARTY = {"rpbench", "tests", "peer_protocol", "peer_stats", "peak_memory"}
+"""Our own top-level modules (scripts/peers/ and scripts/ put their helpers on sys.path themselves)."""
 
 DISTRIBUTIONS = {"PIL": "pillow", "sklearn": "scikit-learn", "storch": "storchastic", "jaxlib": "jaxlib"}
 """Import name → distribution, for the imports whose distribution is not named like them and may not be installed."""
