@@ -16,7 +16,7 @@ import torch
 
 from rpbench import metrics
 from rpbench.columns import Column, result_columns
-from rpbench.engine import DEFAULT_MAX_MEMORY, Draw, cell_seed, draw_estimates
+from rpbench.engine import DEFAULT_MAX_MEMORY, Draw, Enough, cell_seed, draw_estimates
 from rpbench.errors import UsageError, error_text, traceback_text
 from rpbench.estimators.base import Estimator, tree_leaves
 from rpbench.moments import GroupMoments
@@ -307,37 +307,15 @@ def execute(
         try:
             truth = truth_for(task)
             exact_of = None if truth is None else truth.gradient
-            if target_rel_ci is None:
-                draw = draw_estimates(
-                    task,
-                    estimator,
-                    samples,
-                    batch,
-                    this_seed,
-                    repeats,
-                    exact_of,
-                    max_memory,
-                    min_time=min_time,
-                    timing_threads=timing_threads,
-                )
-            else:
+            cap: int | None = None
+            enough: Enough | None = None
+            if target_rel_ci is not None:  # adaptive K: a cap and a stopping rule
                 cap = default_max_samples(samples) if max_samples is None else max_samples
                 eps = torch.finfo(tree_leaves(task.theta)[0].dtype).eps
                 enough = functools.partial(target_met, target=target_rel_ci, level=level, eps=eps)
-                draw = draw_estimates(
-                    task,
-                    estimator,
-                    samples,
-                    batch,
-                    this_seed,
-                    repeats,
-                    exact_of,
-                    max_memory,
-                    cap,
-                    enough,
-                    min_time,
-                    timing_threads,
-                )
+            budget = (repeats, exact_of, max_memory, cap, enough, min_time, timing_threads)
+            draw = draw_estimates(task, estimator, samples, batch, this_seed, *budget)
+            if target_rel_ci is not None:
                 keys |= {"samples": draw.samples, "target_reached": draw.target_reached}
             bad = {group: m.nonfinite for group, m in draw.moments.items()}
             if any(bad.values()):
