@@ -3,11 +3,12 @@ and the speed gate on a machine made busy by two CPU hogs."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -155,17 +156,21 @@ GATE_SUITE = {
 SLOWED = ("score", "gumbel")
 
 
+def load_script(name: str) -> ModuleType:
+    """A module of scripts/ (not a package), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def hogs() -> Iterator[None]:
-    """Two processes spinning on the CPU (both cores of the default machine) while the test runs."""
-    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    time.sleep(0.5)
-    try:
+    """Two processes spinning on the CPU (both cores of the default machine) while the test runs:
+    the context manager of scripts/timing_under_load.py, which measures the README's table."""
+    with load_script("timing_under_load").hogs(2):
         yield
-    finally:
-        for process in spinning:
-            process.kill()
-            process.wait()
 
 
 def slowed_three_times(monkeypatch: pytest.MonkeyPatch) -> None:
