@@ -20,6 +20,11 @@ from rpbench.tasks.protocols import BernoulliLatent
 
 class _Antithetic(Estimator):
     needs = frozenset({"bernoulli"})
+    cost = "2n"
+
+    def evaluations(self, task: Task, batch: int) -> int:
+        """f at both samples of each antithetic pair."""
+        return 2 * batch
 
     @staticmethod
     def logit_gradient(

@@ -47,6 +47,9 @@ class Estimator(ABC):
     needs: ClassVar[frozenset[str]] = frozenset()
     min_batch: ClassVar[int] = 1
     biased: ClassVar[bool] = False
+    cost: ClassVar[str] = "n"
+    """Evaluations of f per estimate as ``list`` shows them, in ``n`` (samples per estimate) and the
+    task's sizes (``D``, ``L``, ``C``); :meth:`evaluations` computes the number for a task."""
 
     def __init__(self, config: Mapping[str, object] | None = None) -> None:
         self.config: Config = dict(config or {})  # type: ignore[arg-type]
@@ -61,6 +64,13 @@ class Estimator(ABC):
         if batch < cls.min_batch:
             return f"needs --batch >= {cls.min_batch} samples per estimate; got --batch {batch}"
         return None
+
+    def evaluations(self, task: Task, batch: int) -> int:
+        """Evaluations of the objective f per estimate of ``batch`` samples: the unit of equal-cost
+        comparisons (the ``evaluations`` column, ``run --equal-cost``).  One per sample unless an
+        estimator evaluates f more often (ARM twice, REBAR three times, MVD 4·D times); work done
+        once per cell (a pilot, tuning, a Taylor expansion) is not counted."""
+        return batch
 
     def memory_factor(self, task: Task) -> float:
         """How many times a plain sample's activations one of this estimator's samples holds.

@@ -45,6 +45,11 @@ class MeasureValued(Estimator):
     summary = "measure-valued derivative (Weibull / double-sided Maxwell), coupled"
     reference = "Pflug 1989; Mohamed et al. 2020 §6"
     needs = frozenset({"gaussian"})
+    cost = "4·D·n"
+
+    def evaluations(self, task: Task, batch: int) -> int:
+        """Two coupled evaluations per side, for the mean and the scale, of every coordinate."""
+        return 4 * as_protocol(task, GaussianLatent, self.name).dim * batch
 
     def memory_factor(self, task: Task) -> float:
         """Four coupled evaluations of f per coordinate, each over a (D, D) block."""

@@ -74,6 +74,11 @@ class _ControlVariateEstimator(Estimator):
     """Shared tuning loop and estimate for REBAR and RELAX."""
 
     needs = frozenset({"relaxable", "log-prob"})
+    cost = "3n"
+
+    def evaluations(self, task: Task, batch: int) -> int:
+        """f at the hard sample, at the relaxed sample and at the conditional relaxed sample."""
+        return 3 * batch
 
     def control_parameters(self, task: Task, generator: torch.Generator) -> dict[str, torch.Tensor]:
         raise NotImplementedError

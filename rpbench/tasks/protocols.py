@@ -193,6 +193,21 @@ class Amortized(Protocol):
 
 
 @runtime_checkable
+class Conditioned(Protocol):
+    """Optional hook: each unit of the objective has an observed input (a VAE's image ``x_u``).
+
+    Learned baselines and control variates that take the input as well as the sample (NVIL's
+    ``C_ψ(x)``: Mnih & Gregor 2014; RELAX's ``c_φ(z, x)``: Grathwohl et al. 2018) read it here; on
+    a task without it they see no input.
+    """
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """The units' inputs at the measured state, ``(U, features)``, in the task's dtype and device."""
+        ...
+
+
+@runtime_checkable
 class ReferenceTruth(Protocol):
     """Optional hook: where no exact gradient is known, the truth is a reference (:mod:`rpbench.truth`)."""
 

@@ -53,6 +53,7 @@ from rpbench.tasks.protocols import (
     Amortized,
     BernoulliLatent,
     CategoricalLatent,
+    Conditioned,
     ModelState,
     ReferenceTruth,
     RelaxableLatent,
@@ -229,7 +230,7 @@ def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class VAETask(Task, Amortized, ReferenceTruth, Trainable):
+class VAETask(Task, Amortized, Conditioned, ReferenceTruth, Trainable):
     """Shared machinery: data, networks, the ELBO, enumeration, and what training needs."""
 
     variational_groups = ("encoder",)
@@ -373,6 +374,11 @@ class VAETask(Task, Amortized, ReferenceTruth, Trainable):
     @property
     def units(self) -> int:
         return self.minibatch
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """The minibatch being measured (or trained on, inside :meth:`evaluated_at`): ``(U, pixels)``."""
+        return self.x
 
     def without_model_gradient(self, theta: Theta) -> Theta:
         return {**theta, "decoder": {k: v.detach() for k, v in theta["decoder"].items()}}
