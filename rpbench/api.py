@@ -42,6 +42,7 @@ def run(
     *,
     target_rel_ci: float | None = None,
     max_samples: int | None = None,
+    equal_cost: int | None = None,
     suite: str | Path | Mapping[str, object] | None = None,
     device: str = "cpu",
     out: str | Path | None = None,
@@ -70,7 +71,9 @@ def run(
     value, each with the seed a single value would give it).  ``target_rel_ci`` (adaptive K) doubles
     each cell's K from ``samples`` until its variance interval's relative half-width ``(hi − lo) / 2 /
     value`` is below it in every group, or until ``max_samples`` (default 100 × ``samples``); the
-    rows' ``samples`` is then the K reached.  ``suite`` (a TOML file, or a mapping of its shape)
+    rows' ``samples`` is then the K reached.  ``equal_cost`` (instead of ``batch``) gives each
+    estimator the largest n whose evaluations of f per estimate are at most it (the rows' ``batch``
+    and ``evaluations`` say what each got).  ``suite`` (a TOML file, or a mapping of its shape)
     defines several entries instead.
     ``out`` is the folder under which a new run folder is written (``None``: nothing is written;
     the results stay in memory).  ``resume`` finishes an interrupted run folder as it was planned.
@@ -98,6 +101,7 @@ def run(
         "--timing-threads": timing_threads,
         "--target-rel-ci": target_rel_ci,
         "--max-samples": max_samples,
+        "--equal-cost": equal_cost,
     }
     if resume is not None:
         if any(value is not None for value in (*given.values(), suite, max_memory, out)):
@@ -115,7 +119,17 @@ def run(
     else:
         lists = _estimator_list(estimators), _param_lists(params)
         entry = single_entry(
-            task, *lists, samples, batch, seed, repeats, target_rel_ci, max_samples, min_time, timing_threads
+            task,
+            *lists,
+            samples,
+            batch,
+            seed,
+            repeats,
+            target_rel_ci,
+            max_samples,
+            min_time,
+            timing_threads,
+            equal_cost,
         )
         entries, label, where = [entry], entry.task, None
     folder = cache_folder(cache_dir) if cache else None
@@ -270,6 +284,7 @@ def report(
     caption: str | None = None,
     label: str | None = None,
     best_includes_biased: bool = False,
+    per: str | None = None,
 ) -> pd.DataFrame | str:
     """The publication table of ``metric``: a DataFrame, or with ``format`` (markdown, latex, csv) its text.
 
@@ -278,10 +293,14 @@ def report(
     point within that much training wall-clock instead).  With ``format``, several metrics
     (``"variance,snr,sec_per_estimate"`` or a list) share one table; ``caption`` and ``label``
     make a LaTeX ``table`` float; ``best_includes_biased`` lets biased rows be marked best.
+    ``per`` (``"evaluations"`` or ``"seconds"``) weights the variance by each estimator's cost
+    (``eval_variance``, ``work_variance``): a comparison at equal cost.
     """
-    from rpbench.views.report import metric_list, report_frame, report_text
+    from rpbench.views.report import metric_list, per_cost, report_frame, report_text
 
     selected = _as_run(run).where(list(where))
+    if per is not None:
+        metric = per_cost(metric_list(selected, metric), per)
     keys = list(columns) if columns is not None else None
     options = {"relative_to": relative_to, "group": group, "columns": keys, "at_seconds": at_seconds}
     if format is None:

@@ -36,9 +36,10 @@ def tasks_table(tasks: Mapping[str, type[Task]]) -> Table:
 
 
 def estimators_table(estimators: Mapping[str, type[Estimator]]) -> Table:
-    """Every estimator with its parameters, what it needs, and its reference."""
+    """Every estimator with its parameters, what it needs, its cost in evaluations of f per estimate
+    (n samples; D, L, C the task's dimension, latent variables and categories), and its reference."""
     table = Table(title='estimators (--estimator NAME[:key=value,...]; "all" = every one that applies)')
-    for column in ("estimator", "parameters (defaults)", "needs", "biased", "reference"):
+    for column in ("estimator", "parameters (defaults)", "needs", "biased", "cost (f / estimate)", "reference"):
         table.add_column(column)
     for name, cls in sorted(estimators.items()):
         needs = sorted(cls.needs) + ([f"batch>={cls.min_batch}"] if cls.min_batch > 1 else [])
@@ -47,6 +48,7 @@ def estimators_table(estimators: Mapping[str, type[Estimator]]) -> Table:
             "\n".join(_param_text(p) for p in cls.params) or "–",
             ", ".join(needs),
             "yes" if cls.biased else "no",
+            cls.cost,
             cls.reference,
         )
     return table

@@ -110,6 +110,13 @@ def run_command(
         int | None,
         typer.Option("--max-samples", help="Adaptive K's cap (needs --target-rel-ci). [default: 100 x K]"),
     ] = None,
+    equal_cost: Annotated[
+        int | None,
+        typer.Option(
+            "--equal-cost",
+            help="Instead of --batch: each estimator gets the largest n whose evaluations of f per estimate are <= E.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Base seed; each cell derives its own generator from it.")] = 0,
     suite: Annotated[
         Path | None, typer.Option(help="A suite file (tasks/*.toml) instead of --task/--estimator/--param/-K/-n.")
@@ -182,6 +189,7 @@ def run_command(
             seed=seed,
             target_rel_ci=target_rel_ci,
             max_samples=max_samples,
+            equal_cost=equal_cost,
             suite=suite,
             device=device,
             out=out if out is not None or resume is not None else Path("results"),
@@ -417,11 +425,29 @@ def report_command(
         float | None, typer.Option("--at-seconds", help="Training runs: the last point within this wall-clock.")
     ] = None,
     where: WhereOption = None,
+    per: Annotated[
+        str | None,
+        typer.Option(
+            help="Weight the variance by each estimator's cost: evaluations (eval_variance) or seconds "
+            "(work_variance), a comparison at equal cost."
+        ),
+    ] = None,
 ) -> None:
     """A publication table: estimators × task configurations, each cell the metric with its CI."""
     keys = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     text = api.report(
-        run_dir, metric, group, relative_to, keys, where or [], fmt, at_seconds, caption, label, best_includes_biased
+        run_dir,
+        metric,
+        group,
+        relative_to,
+        keys,
+        where or [],
+        fmt,
+        at_seconds,
+        caption,
+        label,
+        best_includes_biased,
+        per,
     )
     if output is None:
         print(text)

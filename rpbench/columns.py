@@ -46,8 +46,12 @@ METRICS: tuple[str, ...] = (
     "work_variance",
     "bias_debiased",
     "relative_cost",
+    "eval_variance",
 )
 """Metrics with a ``_lo``/``_hi`` interval (their CSV order: :func:`metric_columns`)."""
+COUNTS: tuple[str, ...] = ("n_coords", "evaluations")
+"""Integer columns of an ``ok`` row: the coordinates of the group; the evaluations of f per estimate
+(:meth:`rpbench.estimators.base.Estimator.evaluations`, the unit of ``eval_variance``)."""
 FLAGS: tuple[str, ...] = ("bias_significant", "tail_warning")
 """Boolean columns of an ``ok`` row: the bias is beyond 4 SE; the tails are too heavy for K
 (:func:`rpbench.metrics.tail_unreliable`)."""
@@ -62,6 +66,7 @@ SHOWN_METRICS: tuple[str, ...] = (
     "cosine",
     "sec_per_estimate",
     "work_variance",
+    "eval_variance",
     "relative_cost",
     "kurtosis",
 )
@@ -90,15 +95,17 @@ def metric_columns() -> tuple[str, ...]:
     """The measured columns of an ``ok`` row, in CSV order (``rpbench.metrics.summarize``'s keys).
 
     The columns added later (``bias_debiased`` and its bounds, ``tail_warning``, then
-    ``sec_per_estimate_min`` and ``relative_cost`` with its bounds) come after ``kurtosis``, so
-    every column of an older run keeps its place among the metric columns.
+    ``sec_per_estimate_min`` and ``relative_cost`` with its bounds, then ``evaluations`` and
+    ``eval_variance`` with its bounds) come after ``kurtosis``, so every column of an older run
+    keeps its place among the metric columns.
     """
 
     def with_ci(*names: str) -> list[str]:
         return [f"{metric}{suffix}" for metric in names for suffix in ("", "_lo", "_hi")]
 
     mean, bias, debiased, relative = ("mean",), ("bias",), ("bias_debiased",), ("relative_cost",)
-    rest = [m for m in METRICS if m not in {*mean, *bias, *debiased, *relative}]
+    per_evaluation = ("eval_variance",)
+    rest = [m for m in METRICS if m not in {*mean, *bias, *debiased, *relative, *per_evaluation}]
     return (
         "n_coords",
         *with_ci(*mean),
@@ -111,6 +118,8 @@ def metric_columns() -> tuple[str, ...]:
         "tail_warning",
         "sec_per_estimate_min",
         *with_ci(*relative),
+        "evaluations",
+        *with_ci(*per_evaluation),
     )
 
 
@@ -178,7 +187,7 @@ def result_columns(
         base, _, end = name.rpartition("_")
         if end in ("lo", "hi") and base in METRICS:
             columns.append(Column(name, "timing" if base in TIMING else "ci", "float", of=base))
-        elif name == "n_coords":
+        elif name in COUNTS:
             columns.append(Column(name, "outcome", "int"))
         elif name in FLAGS:
             columns.append(Column(name, "outcome", "bool"))

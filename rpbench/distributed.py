@@ -53,7 +53,9 @@ def _plan(entry: Entry, device: str, plugins: tuple[str, ...]) -> Plan:
         for plugin in plugins:
             load_plugin(plugin)
         requests = parse_estimators(entry.estimators)
-        _PLANS[key] = plan(entry.task, entry.params, requests, entry.batch_sizes, resolve_device(device))
+        _PLANS[key] = plan(
+            entry.task, entry.params, requests, entry.batch_sizes, resolve_device(device), entry.equal_cost
+        )
     return _PLANS[key]
 
 

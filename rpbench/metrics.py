@@ -35,6 +35,9 @@ listed in the README:
   for a median (NaN where there are too few values for ``level``: 6 for 95 %);
   ``sec_per_estimate_min`` the least of them.  ``relative_cost`` — the same for the ratios of each
   value to the machine-speed reference timed right before it (a cost in reference workloads).
+* ``eval_variance`` — variance × the estimator's evaluations of f per estimate (an exact count), so
+  its interval is the variance's scaled: the variance at a budget of one evaluation, the quantity
+  equal-cost comparisons rank by (``work_variance`` is the same in seconds).
 """
 
 from __future__ import annotations
@@ -370,6 +373,7 @@ def summarize(
     level: float = 0.95,
     exact_se: torch.Tensor | None = None,
     reference: Sequence[float] = (),
+    evaluations: int | None = None,
 ) -> dict[str, float]:
     """Metrics and their ``_lo``/``_hi`` bounds for one parameter group.
 
@@ -380,6 +384,8 @@ def summarize(
     estimate (a reference): the bias interval then includes it.  ``seconds`` holds the
     wall-clock time of one pass over all K estimates per timed value, ``reference`` the
     machine-speed reference's seconds timed beside each (:func:`rpbench.timing.time_cell`).
+    ``evaluations`` is the estimator's count of f evaluations per estimate (``None``: unknown, and
+    ``eval_variance`` is NaN).
     """
     if isinstance(estimates, torch.Tensor):
         if estimates.shape[0] < 2:
@@ -452,6 +458,9 @@ def summarize(
     pairs = zip(per_estimate, reference, strict=True) if reference else ()
     relative = median_interval([t / r for t, r in pairs if r > 0], level)
     put("relative_cost", Interval(relative.median, relative.lo, relative.hi))
+    out["evaluations"] = math.nan if evaluations is None else evaluations
+    cost = math.nan if evaluations is None else float(evaluations)
+    put("eval_variance", Interval(variance.value * cost, variance.lo * cost, variance.hi * cost))
     return {name: out[name] for name in COLUMNS}
 
 

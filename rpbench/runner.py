@@ -112,6 +112,7 @@ def plan(
     requests: Sequence[EstimatorRequest],
     batch: int | Sequence[int],
     device: torch.device,
+    equal_cost: int | None = None,
 ) -> Plan:
     """Validate everything and list the cells; raise :class:`UsageError` on any bad input.
 
@@ -119,6 +120,10 @@ def plan(
     configuration that applies at some n, and :attr:`Plan.batches` says at which; what does not
     apply at an n (e.g. ``min_batch``) is skipped there with its reason.  A named estimator that
     applies at no n to no task configuration is an error.
+
+    ``equal_cost`` (``--equal-cost E``) replaces ``batch``: each cell is measured at the largest n
+    whose :meth:`~rpbench.estimators.base.Estimator.evaluations` are at most E (:func:`equal_cost_batch`),
+    so estimators that evaluate f more often per sample get fewer samples.
     """
     batches = [batch] if isinstance(batch, int) else list(batch)
     task_cls = get_task(task_name)
@@ -147,11 +152,22 @@ def plan(
         if key in seen:
             continue
         seen.add(key)
-        reasons = {n: [cls.why_not(t, n) for t in tasks] for n in batches}
+        estimator = cls(config)
+        if equal_cost is None:
+            reasons = {n: [cls.why_not(t, n) for t in tasks] for n in batches}
+        else:
+            reasons = {equal_cost: [_equal_cost_reason(estimator, t, equal_cost) for t in tasks]}
+        first = next(iter(reasons))
         if named and all(all(why) for why in reasons.values()):
-            raise UsageError(f"estimator {cls.name} does not apply to task {task_name}: {reasons[batches[0]][0]}")
+            raise UsageError(f"estimator {cls.name} does not apply to task {task_name}: {reasons[first][0]}")
         for i, task in enumerate(tasks):
             where = f"{cls.name} on {task_name}({format_config(task.config)})"
+            if equal_cost is not None:
+                if reasons[equal_cost][i] is None:
+                    chosen[i].append((cls(config), [equal_cost_batch(estimator, task, equal_cost)]))
+                else:
+                    skipped.append(f"{where}: {reasons[equal_cost][i]}")
+                continue
             applies = [n for n in batches if reasons[n][i] is None]
             if applies:
                 chosen[i].append((cls(config), applies))
@@ -163,8 +179,40 @@ def plan(
     pairs = [(Cell(tasks[i], estimator), applies) for i, here in chosen.items() for estimator, applies in here]
     if not pairs:
         raise UsageError(f"no estimator applies to task {task_name} with these settings")
+    if equal_cost is not None:  # the n the cells got, each cell at one
+        batches = sorted({n for _, applies in pairs for n in applies})
     at = {n: [j for j, (_, applies) in enumerate(pairs) if n in applies] for n in batches}
     return Plan([cell for cell, _ in pairs], skipped, at)
+
+
+def equal_cost_batch(estimator: Estimator, task: Task, budget: int) -> int:
+    """The largest n whose evaluations of f per estimate are at most ``budget`` (0 where even n = 1 costs more).
+
+    :meth:`~rpbench.estimators.base.Estimator.evaluations` grows with n (each sample costs at least one
+    evaluation), so a bisection over ``1 … budget`` finds it.
+    """
+    low, high = 0, budget  # evaluations(low) <= budget (low = 0: nothing), the answer is <= high
+    while low < high:
+        middle = (low + high + 1) // 2
+        if estimator.evaluations(task, middle) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _equal_cost_reason(estimator: Estimator, task: Task, budget: int) -> str | None:
+    """Why ``estimator`` cannot be measured on ``task`` within ``budget`` evaluations, or ``None``."""
+    if (why := estimator.why_not(task, max(type(estimator).min_batch, 1))) is not None and "--batch" not in why:
+        return why
+    n = equal_cost_batch(estimator, task, budget)
+    if n < type(estimator).min_batch or n < 1:
+        need = max(type(estimator).min_batch, 1)
+        return (
+            f"--equal-cost {budget}: its smallest estimate (n={need}) costs "
+            f"{estimator.evaluations(task, need)} evaluations of f ({type(estimator).cost})"
+        )
+    return estimator.why_not(task, n)
 
 
 def plan_estimator_params(cells: Sequence[Cell]) -> list[str]:
@@ -326,7 +374,8 @@ def execute(
             yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {}, traceback_text(exc))
             continue
         try:  # a metric that cannot be computed fails its cell, not the sweep
-            rows, coords = _summarized(draw, truth, keys, level, parallel_cells)
+            evaluations = estimator.evaluations(task, batch)
+            rows, coords = _summarized(draw, truth, keys, level, parallel_cells, evaluations)
         except Exception as exc:
             yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {}, traceback_text(exc))
             continue
@@ -334,9 +383,15 @@ def execute(
 
 
 def _summarized(
-    draw: Draw, truth: Truth | None, keys: Mapping[str, object], level: float, parallel_cells: int = 1
+    draw: Draw,
+    truth: Truth | None,
+    keys: Mapping[str, object],
+    level: float,
+    parallel_cells: int = 1,
+    evaluations: int | None = None,
 ) -> tuple[list[dict[str, object]], dict[str, dict[str, torch.Tensor]]]:
-    """A measured cell's rows (one per parameter group) and per-coordinate summaries."""
+    """A measured cell's rows (one per parameter group) and per-coordinate summaries; ``evaluations``:
+    the estimator's evaluations of f per estimate (:meth:`~rpbench.estimators.base.Estimator.evaluations`)."""
     timing = draw.timing
     conditions = {
         "timing_loops": timing.loops,
@@ -361,7 +416,7 @@ def _summarized(
             "chunk": draw.chunk,
             **conditions,
         }
-        row.update(metrics.summarize(moments, exact, timing.seconds, level, exact_se, timing.reference))
+        row.update(metrics.summarize(moments, exact, timing.seconds, level, exact_se, timing.reference, evaluations))
         rows.append(row)
         coords[group] = metrics.per_coordinate(moments, exact)
     return rows, coords

@@ -24,6 +24,10 @@ A suite is a list of entries, each one ``rpbench run`` invocation::
     target_rel_ci = 0.1
     max_samples = 100000
 
+    # equal cost (optional, instead of batch): each estimator gets the largest n whose evaluations
+    # of f per estimate are at most equal_cost (ARM 2 per sample, REBAR 3, MVD 4·D, ...)
+    equal_cost = 12
+
 A bad file is a one-line error naming the file, the entry and key, and what was expected.
 """
 
@@ -39,7 +43,17 @@ from rpbench import timing
 from rpbench.errors import UsageError
 from rpbench.timing import DEFAULT_REPEATS, DEFAULT_TIMING_THREADS
 
-BUDGET_KEYS = {"samples", "batch", "seeds", "repeats", "min_time", "timing_threads", "target_rel_ci", "max_samples"}
+BUDGET_KEYS = {
+    "samples",
+    "batch",
+    "equal_cost",
+    "seeds",
+    "repeats",
+    "min_time",
+    "timing_threads",
+    "target_rel_ci",
+    "max_samples",
+}
 SUITE_KEYS = {"name", "description", *BUDGET_KEYS}
 ENTRY_KEYS = {"task", "params", "estimators", *BUDGET_KEYS}
 
@@ -66,6 +80,9 @@ class Entry:
     """Adaptive K: draw more estimates until the variance interval's relative half-width is below this."""
     max_samples: int | None = None
     """Adaptive K's cap (``None``: :func:`default_max_samples` of each starting K)."""
+    equal_cost: int | None = None
+    """Equal cost: each estimator gets the largest n whose evaluations of f per estimate are at most
+    this (``batch`` is then unused; :func:`rpbench.runner.equal_cost_batch`)."""
 
     @property
     def sample_sizes(self) -> list[int]:
@@ -120,6 +137,12 @@ def check_budget(entry: Entry, names: Mapping[str, str], where: str = "") -> Non
         twice = sorted({v for v in values if values.count(v) > 1})
         if twice:
             raise UsageError(f"{name(key)} {','.join(map(str, values))}: {twice[0]} is listed twice")
+    if entry.equal_cost is not None and (
+        isinstance(entry.equal_cost, bool) or not isinstance(entry.equal_cost, int) or entry.equal_cost < 1
+    ):
+        raise UsageError(
+            f"{name('equal_cost')} {entry.equal_cost!r}: need an integer >= 1 evaluations of f per estimate, e.g. 8"
+        )
     if entry.repeats < 1:
         raise UsageError(f"{name('repeats')} {entry.repeats}: need at least 1 timed value")
     if not (0.0 <= entry.min_time < math.inf):
@@ -199,6 +222,9 @@ def _entry(raw: Mapping[str, object], defaults: Mapping[str, object], where: str
     if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)):
         raise UsageError(f"{where}.target_rel_ci = {target!r}: expected a number > 0, e.g. 0.1")
     cap = merged.get("max_samples")
+    equal_cost = merged.get("equal_cost")
+    if equal_cost is not None and "batch" in merged:
+        raise UsageError(f"{where}: equal_cost sets each estimator's n; drop batch (or equal_cost)")
     min_time = merged.get("min_time", timing.DEFAULT_MIN_TIME)
     if isinstance(min_time, bool) or not isinstance(min_time, int | float):
         raise UsageError(f"{where}.min_time = {min_time!r}: expected seconds >= 0, e.g. 0.05")
@@ -214,6 +240,7 @@ def _entry(raw: Mapping[str, object], defaults: Mapping[str, object], where: str
         timing_threads=_int(merged.get("timing_threads", DEFAULT_TIMING_THREADS), f"{where}.timing_threads", 0),
         target_rel_ci=None if target is None else float(target),
         max_samples=None if cap is None else _int(cap, f"{where}.max_samples", 2),
+        equal_cost=None if equal_cost is None else _int(equal_cost, f"{where}.equal_cost", 1),
     )
     check_budget(entry, {key: f"{key} =" for key in BUDGET_KEYS}, f"{where}.")
     return entry

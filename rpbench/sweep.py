@@ -135,12 +135,16 @@ def single_entry(
     max_samples: int | None = None,
     min_time: float | None = None,
     timing_threads: int | None = None,
+    equal_cost: int | None = None,
 ) -> Entry:
     """The one entry of a run given by task, estimators, parameters and budget (defaults filled in).
 
     ``samples`` and ``batch`` may be lists (a sweep of K or n); ``target_rel_ci`` and
-    ``max_samples`` ask for adaptive K (:func:`rpbench.suite.check_budget` has the rules).
+    ``max_samples`` ask for adaptive K (:func:`rpbench.suite.check_budget` has the rules);
+    ``equal_cost`` replaces ``batch`` (each estimator's n from its evaluations of f).
     """
+    if equal_cost is not None and batch is not None:
+        raise UsageError("--equal-cost sets each estimator's n from its evaluations of f; drop --batch")
     entry = Entry(
         task=task or "gaussian",
         params={key: [str(v) for v in values] for key, values in (params or {}).items()},
@@ -153,6 +157,7 @@ def single_entry(
         timing_threads=DEFAULT_TIMING_THREADS if timing_threads is None else _count(timing_threads, "--timing-threads"),
         target_rel_ci=_number(target_rel_ci, "--target-rel-ci"),
         max_samples=max_samples,
+        equal_cost=equal_cost,
     )
     if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, int)):
         raise UsageError(f"--max-samples {max_samples!r}: expected an integer >= K, e.g. 100000")
@@ -168,6 +173,7 @@ OPTION_NAMES = {
     "timing_threads": "--timing-threads",
     "target_rel_ci": "--target-rel-ci",
     "max_samples": "--max-samples",
+    "equal_cost": "--equal-cost",
 }
 """How the budget's errors cite the options of ``rpbench run``."""
 
@@ -265,7 +271,7 @@ def plan_entries(entries: Sequence[Entry], device: torch.device, where: str | No
     for i, entry in enumerate(entries, 1):
         try:
             requests = parse_estimators(entry.estimators)
-            plans.append(plan(entry.task, entry.params, requests, entry.batch_sizes, device))
+            plans.append(plan(entry.task, entry.params, requests, entry.batch_sizes, device, entry.equal_cost))
         except UsageError as exc:
             raise UsageError(f"{where}: run[{i}]: {exc}" if where else str(exc)) from None
     return plans
@@ -297,11 +303,20 @@ def all_jobs(entries: Sequence[Entry], plans: Sequence[Plan]) -> list[Job]:
         Job(entry, index, seed, the_plan.cells[index], params, samples, batch)
         for entry, the_plan in zip(entries, plans, strict=True)
         for params in [tuple(plan_estimator_params(the_plan.cells))]
-        for batch in entry.batch_sizes
+        for batch, at in _batches(entry, the_plan)
         for samples in entry.sample_sizes
         for seed in entry.seeds
-        for index in the_plan.cells_at(batch)
+        for index in at
     ]
+
+
+def _batches(entry: Entry, the_plan: Plan) -> list[tuple[int, list[int]]]:
+    """Each n of the entry with the cells measured at it, in the order they are run: n by n, or at
+    equal cost cell by cell in plan order (each cell at the n it got)."""
+    if entry.equal_cost is None:
+        return [(batch, the_plan.cells_at(batch)) for batch in entry.batch_sizes]
+    at = {index: batch for batch, indices in the_plan.batches.items() for index in indices}
+    return [(at[index], [index]) for index in sorted(at)]
 
 
 class MemoryWriter:

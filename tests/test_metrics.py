@@ -152,6 +152,16 @@ def test_relative_cost_is_the_median_of_the_paired_ratios() -> None:
     assert row["relative_cost_hi"] / row["relative_cost_lo"] < row["sec_per_estimate_hi"] / row["sec_per_estimate_lo"]
 
 
+def test_eval_variance_is_the_variance_and_its_interval_times_the_evaluations() -> None:
+    g = torch.randn(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    row = summarize(g, None, [1.0], evaluations=6)
+    assert row["evaluations"] == 6
+    for suffix in ("", "_lo", "_hi"):
+        assert row[f"eval_variance{suffix}"] == 6 * row[f"variance{suffix}"]
+    unknown = summarize(g, None, [1.0])
+    assert all(math.isnan(unknown[name]) for name in ("evaluations", "eval_variance", "eval_variance_hi"))
+
+
 def _score_sigma_quadratic(replications: int, k: int) -> tuple[list[torch.Tensor], float]:
     """The issue's cell: score estimates of the σ-gradient of E(x − ½)², x ~ N(0.7, 1.3²) (kurtosis ≈ 290)."""
     from rpbench.engine import estimate_all

@@ -209,3 +209,48 @@ def test_a_metric_that_cannot_be_computed_fails_its_cell_with_its_traceback(monk
     assert statuses[0] == "failed" and len(statuses) > 1 and set(statuses[1:]) == {"ok"}  # the sweep goes on
     assert results[0].rows[0]["error"].startswith("ValueError: The function value")
     assert "in fails_once" in results[0].traceback and results[1].traceback == ""
+
+
+def test_equal_cost_gives_each_estimator_the_largest_n_within_the_budget() -> None:
+    """ARM makes 2 evaluations per sample, MVD 4·D, the score function 1: at 13 evaluations n = 6, 1, 13."""
+    from rpbench.runner import equal_cost_batch
+
+    gaussian = {"fn": ["cos"], "sigma": ["1"], "k": ["1"], "dim": ["3"]}
+    the_plan = plan("gaussian", gaussian, parse_estimators(["score,mvd,score+loo"]), 1, CPU, equal_cost=13)
+    got = {the_plan.cells[i].estimator.name: n for n, cells in the_plan.batches.items() for i in cells}
+    assert got == {"score": 13, "mvd": 1, "score+loo": 13}  # MVD at D = 3: 12 evaluations per sample
+    mvd = the_plan.cells[[c.estimator.name for c in the_plan.cells].index("mvd")]
+    assert mvd.estimator.evaluations(mvd.task, 1) == 12 and mvd.estimator.evaluations(mvd.task, 2) == 24 > 13
+    arm = plan("bernoulli-vae", {"latents": ["2"], "minibatch": ["2"]}, parse_estimators(["arm"]), 1, CPU).cells[0]
+    for budget, expected in ((1, 0), (2, 1), (3, 1), (13, 6), (14, 7)):
+        assert equal_cost_batch(arm.estimator, arm.task, budget) == expected, budget
+
+
+def test_an_estimator_the_budget_cannot_afford_is_skipped_with_its_cost() -> None:
+    gaussian = {"fn": ["cos"], "sigma": ["1"], "k": ["1"], "dim": ["3"]}
+    the_plan = plan("gaussian", gaussian, parse_estimators(["all"]), 1, CPU, equal_cost=1)
+    names = {cell.estimator.name for cell in the_plan.cells}
+    assert "score" in names and "mvd" not in names and "score+loo" not in names
+    mvd = next(reason for reason in the_plan.skipped if reason.startswith("mvd on"))
+    assert "--equal-cost 1: its smallest estimate (n=1) costs 12 evaluations of f (4·D·n)" in mvd
+    loo = next(reason for reason in the_plan.skipped if reason.startswith("score+loo on"))
+    assert "(n=2) costs 2 evaluations" in loo
+    with pytest.raises(UsageError, match=r"mvd does not apply to task gaussian: --equal-cost 4: .* costs 12"):
+        plan("gaussian", gaussian, parse_estimators(["mvd"]), 1, CPU, equal_cost=4)
+
+
+def test_equal_cost_rows_hold_each_estimators_n_and_evaluations() -> None:
+    gaussian = {"fn": ["quadratic"], "sigma": ["1"], "k": ["0.5"], "dim": ["2"]}
+    the_plan = plan("gaussian", gaussian, parse_estimators(["score,mvd"]), 1, CPU, equal_cost=16)
+    rows = [
+        row
+        for n, cells in the_plan.batches.items()
+        for result in execute([the_plan.cells[i] for i in cells], 200, n, 0, repeats=1)
+        for row in result.rows
+    ]
+    by = {(row["estimator"], row["group"]): row for row in rows}
+    assert by["score", "mu"]["batch"] == 16 and by["mvd", "mu"]["batch"] == 2
+    assert by["score", "mu"]["evaluations"] == by["mvd", "sigma"]["evaluations"] == 16
+    for row in rows:
+        for suffix in ("", "_lo", "_hi"):
+            assert row[f"eval_variance{suffix}"] == pytest.approx(16 * row[f"variance{suffix}"], rel=1e-12)

@@ -85,6 +85,8 @@ def test_running_a_suite_writes_one_table_with_every_entry(tmp_path: Path) -> No
             "[[run]]\ntask='gaussian'\nsamples=1000\ntarget_rel_ci=0.1\nmax_samples=500\n",
             "run[1].max_samples = 500 is below the starting K (samples = 1000); give a cap >= 1000",
         ),
+        ("[[run]]\ntask='gaussian'\nbatch=2\nequal_cost=8\n", "run[1]: equal_cost sets each estimator's n; drop batch"),
+        ("[[run]]\ntask='gaussian'\nequal_cost=0\n", "run[1].equal_cost = 0: expected an integer >= 1"),
     ],
 )
 def test_bad_suites_are_one_line_errors_naming_file_and_key(

@@ -87,3 +87,20 @@ def is_true(value: object) -> bool:
     if isinstance(value, str):
         return parse_bool(value) is True
     return not is_missing(value) and bool(value)
+
+
+def equal_cost_of(meta: Mapping[str, object]) -> int | None:
+    """The evaluations per estimate an equal-cost run (``run --equal-cost E``) gave every estimator, from
+    its metadata (``run.json``), or ``None`` (a run at fixed n, or a suite mixing budgets: its n stay
+    settings of the columns)."""
+    options = meta.get("options")
+    entries = options.get("entries") if isinstance(options, dict) else None
+    entries = entries if isinstance(entries, list) else []
+    budgets = {entry.get("equal_cost") for entry in entries if isinstance(entry, dict)}
+    budget = budgets.pop() if len(budgets) == 1 else None
+    return budget if isinstance(budget, int) else None
+
+
+def with_batch(label: str, batch: object) -> str:
+    """An estimator's row label with its n: ``pathwise (n=8)``, ``score+ma (decay=0.9, n=8)``."""
+    return f"{label[:-1]}, n={batch})" if label.endswith(")") else f"{label} (n={batch})"

@@ -54,6 +54,26 @@ TIME_METRICS: frozenset[str] = frozenset({"sec_per_estimate", "work_variance"})
 """Metrics in seconds (``work_variance``: variance × seconds), shown in a unit chosen per metric."""
 
 
+PER_COST: dict[str, str] = {"evaluations": "eval_variance", "seconds": "work_variance"}
+"""``report --per``: the cost the variance is weighted by, and the metric that is that product."""
+
+
+def per_cost(metrics: Sequence[str], per: str | None) -> list[str]:
+    """``metrics`` with the variance weighted by the cost ``per`` names (``--per evaluations``:
+    ``eval_variance``; ``--per seconds``: ``work_variance``), so that a table compares estimators
+    at equal cost; metrics with no per-cost form are refused."""
+    if per is None:
+        return list(metrics)
+    if per not in PER_COST:
+        raise UsageError(f"--per {per!r}: valid choices: {', '.join(PER_COST)}")
+    out = []
+    for name in metrics:
+        if name not in ("variance", *PER_COST.values()):
+            raise UsageError(f"--per {per} weights the variance by its cost; metric {name!r} has none (use variance)")
+        out.append(PER_COST[per] if name == "variance" else name)
+    return out
+
+
 def default_metric(run: Run) -> str:
     """The metric a table or figure of ``run`` shows unless asked: by the run's kind."""
     return TRAIN_DEFAULT_METRIC if run.kind == "train" else DEFAULT_METRIC

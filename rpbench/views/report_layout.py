@@ -17,7 +17,15 @@ import pandas as pd
 from rpbench.columns import ADAPTIVE_KEY, RUN_KEYS
 from rpbench.errors import UsageError
 from rpbench.views.constants import RUN_KEY_NAMES, WITH_CI
-from rpbench.views.labels import estimator_labels, format_value, is_true, settings_text, varying
+from rpbench.views.labels import (
+    equal_cost_of,
+    estimator_labels,
+    format_value,
+    is_true,
+    settings_text,
+    varying,
+    with_batch,
+)
 from rpbench.views.loader import Run
 from rpbench.views.resolution import exact_estimator, resolution
 
@@ -144,12 +152,17 @@ def build_grid(run: Run, metric: str, columns: list[str] | None = None, run_keys
     its own, without the seed).
     """
     run_keys = run_keys_of(run) if run_keys is None else run_keys
+    budget = equal_cost_of(run.meta)
+    if budget is not None:  # each estimator's n is its own (a row's), not a setting of the columns
+        run_keys = [k for k in run_keys if k != "batch"]
     frame = run.results
     task_params, est_params = parameters(run)
     task_keys = ["task", *task_params, *run_keys]
     keys = _column_keys(frame, task_keys, est_params, columns)
     work = frame.copy()
     work["_row"] = estimator_labels(work, est_params, exclude=keys)
+    if budget is not None:
+        work["_row"] = [with_batch(label, n) for label, n in zip(work["_row"], work["batch"], strict=True)]
     for key in keys:
         work[key] = work[key].map(format_value).astype(object)
     work["_col"] = list(zip(*(work[k] for k in keys), strict=True)) if keys else [()] * len(work)
@@ -172,6 +185,10 @@ def build_grid(run: Run, metric: str, columns: list[str] | None = None, run_keys
         return pd.DataFrame(table, index=rows, columns=range(len(order)))
 
     caption = settings_caption(frame, task_keys, keys, run_keys)
+    if budget is not None:
+        caption += (
+            f"; equal cost: at most {budget} evaluations of f per estimate (each estimator at the largest n within it)"
+        )
     biased = dict(zip(work["_row"], work["biased"].map(is_true), strict=True))
     shown_keys, shown = _displayed(work, keys, order)
     value, lo, hi, significant, res = (pivot(name) for name in ("_value", "_lo", "_hi", "_sig", "_res"))

@@ -16,7 +16,7 @@ import pandas as pd
 
 from rpbench.views.constants import ROUND_OFF
 
-SQUARED: frozenset[str] = frozenset({"variance", "variance_per_coord", "mse", "work_variance"})
+SQUARED: frozenset[str] = frozenset({"variance", "variance_per_coord", "mse", "work_variance", "eval_variance"})
 """Metrics in squared units of the gradient."""
 LINEAR: frozenset[str] = frozenset({"mean", "bias", "bias_debiased"})
 """Metrics in units of the gradient."""
@@ -43,6 +43,8 @@ def resolution(frame: pd.DataFrame, metric: str) -> pd.Series:
             res = res / _column(frame, "n_coords").clip(lower=1.0)
         if metric == "work_variance":
             res = res * _column(frame, "sec_per_estimate")
+        if metric == "eval_variance":
+            res = res * _column(frame, "evaluations")
     elif metric in LINEAR:
         res = math.sqrt(ROUND_OFF) * np.sqrt(scale_sq)
     else:

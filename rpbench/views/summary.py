@@ -17,7 +17,7 @@ from rich.table import Table
 
 from rpbench.columns import ADAPTIVE_KEY
 from rpbench.views.constants import RUN_KEY_NAMES, SHOWN_METRICS, check_choice
-from rpbench.views.labels import estimator_labels, format_value, is_true, settings_text
+from rpbench.views.labels import equal_cost_of, estimator_labels, format_value, is_true, settings_text, with_batch
 from rpbench.views.loader import Run
 from rpbench.views.numbers import format_interval
 from rpbench.views.render_markdown import number_text
@@ -91,20 +91,25 @@ def _budget_text(row: Mapping[str, object] | pd.Series, keys: list[str], sep: st
     return sep.join(f"{RUN_KEY_NAMES.get(k, k)}={format_value(row[k])}" for k in keys)
 
 
-def _budget_keys(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+def _budget_keys(frame: pd.DataFrame, equal_cost: bool = False) -> tuple[list[str], list[str]]:
     """The budget keys, and those that vary (a list of n or K tells lines apart); with adaptive K
-    the K reached (``samples``) is an outcome and the starting K (``start_samples``) the key."""
-    keys = [ADAPTIVE_KEY if ADAPTIVE_KEY in frame.columns else "samples", "batch"]
+    the K reached (``samples``) is an outcome and the starting K (``start_samples``) the key; at
+    equal cost each estimator's n is in its column's label, not a budget key."""
+    keys = [ADAPTIVE_KEY if ADAPTIVE_KEY in frame.columns else "samples", *([] if equal_cost else ["batch"])]
     return keys, [k for k in keys if frame[k].nunique(dropna=False) > 1]
 
 
-def _prepared(frame: pd.DataFrame, metric: str, task_params: list[str], estimator_params: list[str]) -> pd.DataFrame:
+def _prepared(
+    frame: pd.DataFrame, metric: str, task_params: list[str], estimator_params: list[str], equal_cost: bool
+) -> pd.DataFrame:
     """The rows with their label, configuration text, round-off flag, and an exact SNR as ∞."""
     frame = frame.reset_index(drop=True)
     params = [p for p in task_params if frame[p].notna().any()]
     frame["_label"] = estimator_labels(frame, [p for p in estimator_params if frame[p].notna().any()])
+    if equal_cost:
+        frame["_label"] = [with_batch(label, n) for label, n in zip(frame["_label"], frame["batch"], strict=True)]
     varying = [p for p in params if frame[p].nunique(dropna=False) > 1]
-    _, swept = _budget_keys(frame)
+    _, swept = _budget_keys(frame, equal_cost)
     texts = [(settings_text(r, varying, sep=" "), _budget_text(r, swept, " ")) for r in frame.to_dict("records")]
     frame["_config"] = [" ".join(part for part in pair if part) or "default" for pair in texts]
     values = pd.to_numeric(frame[metric], errors="coerce")
@@ -119,16 +124,23 @@ def _prepared(frame: pd.DataFrame, metric: str, task_params: list[str], estimato
 
 
 def _task_tables(
-    frame: pd.DataFrame, metric: str, task_params: list[str], estimator_params: list[str], level: float
+    frame: pd.DataFrame,
+    metric: str,
+    task_params: list[str],
+    estimator_params: list[str],
+    level: float,
+    equal_cost: int | None = None,
 ) -> list[Table]:
     """The tables of one task's rows (see :func:`summary_tables`)."""
-    frame = _prepared(frame, metric, task_params, estimator_params)
+    frame = _prepared(frame, metric, task_params, estimator_params, equal_cost is not None)
     params = [p for p in task_params if frame[p].notna().any()]
     fixed = [p for p in params if frame[p].nunique(dropna=False) <= 1]
     labels = list(dict.fromkeys(frame["_label"]))
     first = frame.iloc[0]
-    keys, swept = _budget_keys(frame)
+    keys, swept = _budget_keys(frame, equal_cost is not None)
     budget = _budget_text(first, [k for k in keys if k not in swept], ", ")
+    if equal_cost is not None:
+        budget = f"{budget}, equal cost: <= {equal_cost} evaluations of f per estimate"
     if ADAPTIVE_KEY in frame.columns:
         reached = sorted(frame["samples"].dropna().astype(int).unique())
         span = f"{reached[0]}" if len(reached) == 1 else f"{reached[0]}–{reached[-1]}"
@@ -173,8 +185,9 @@ def summary_tables(run: Run, metric: str = "variance") -> list[Table]:
     """
     check_choice(metric, SHOWN_METRICS, "metric")
     frame = run.results
+    budget = equal_cost_of(run.meta)
     return [
         table
         for _, rows in frame.groupby("task", sort=False)
-        for table in _task_tables(rows.copy(), metric, run.task_params, run.estimator_params, run.level or 0.95)
+        for table in _task_tables(rows.copy(), metric, run.task_params, run.estimator_params, run.level or 0.95, budget)
     ]

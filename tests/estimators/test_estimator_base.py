@@ -94,3 +94,73 @@ def test_an_amortize_hook_wraps_the_vmap() -> None:
     for name in plain:
         assert plain[name].shape == (6, *task.theta[name].shape)
         torch.testing.assert_close(doubled[name], 2 * plain[name])
+
+
+UNCOUNTED = {
+    "score+ma": "its burn-in estimates before the K measured ones evaluate f too, inside a vmap (traced once)",
+    "score+delta": "the Taylor expansion at the mean (f, its gradient and Hessian) runs once per call",
+    "pathwise+delta": "the Taylor expansion at the mean (f, its gradient and Hessian) runs once per call",
+}
+"""Estimators whose work once per call (not per estimate) besides ``evaluations`` makes a count of f's
+points at one estimate exceed it; their declaration is the per-estimate part (``n``)."""
+
+
+def small_tasks() -> list:
+    from tests.conftest import bernoulli, categorical
+
+    return [gaussian(dim=2, fn="cos"), categorical("float64"), bernoulli("float64")]
+
+
+class CountingObjective:
+    """Wraps a task's objective and counts the points it is evaluated at (samples, relaxed or hard)."""
+
+    def __init__(self, task) -> None:
+        self.task, self.objective, self.points = task, task.objective, 0
+        one = task.sample(task.theta, task.noise(torch.Generator().manual_seed(0), (1,)))
+        self.size = one[0].numel()  # elements of one sample's latent
+
+    def __call__(self, theta, z: torch.Tensor) -> torch.Tensor:
+        self.points += z.numel() // self.size
+        return self.objective(theta, z)
+
+
+def counted(task, estimator, samples: int, batch: int) -> int:
+    """Points f is evaluated at while ``estimator`` draws ``samples`` estimates of ``batch`` samples."""
+    counter = CountingObjective(task)
+    estimator.prepare(task, batch, torch.Generator().manual_seed(1))
+    task.objective = counter  # an instance attribute shadows the method while counting
+    try:
+        estimator.estimate(task, samples, batch, torch.Generator().manual_seed(2))
+    finally:
+        del task.objective
+    return counter.points
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_declared_evaluations_are_the_points_f_is_evaluated_at(name: str) -> None:
+    """One estimate of n samples evaluates f at ``evaluations(task, n)`` points (no vmap at K = 1: the
+    estimators take one plain autograd pass, so every call counts its points once)."""
+    if name in UNCOUNTED:
+        pytest.skip(UNCOUNTED[name])
+    cls = ESTIMATORS[name]
+    checked = 0
+    for task in small_tasks():
+        for batch in (2, 3):
+            if cls.why_not(task, batch) is not None:
+                continue
+            defaults = {p.name: p.default_values[0] for p in cls.params}
+            short = {key: value for key, value in {"tune_steps": 2, "pilot": 10}.items() if key in defaults}
+            estimator = cls({**defaults, **short})
+            assert counted(task, estimator, 1, batch) == estimator.evaluations(task, batch), (name, task.name, batch)
+            checked += 1
+    assert checked, f"{name} applies to none of the small tasks"
+
+
+def test_a_wrong_declaration_fails_the_count() -> None:
+    """ARM declared at one evaluation per sample (it makes two) is caught by the same count."""
+    from tests.conftest import bernoulli
+
+    arm = ESTIMATORS["arm"]({})
+    task = bernoulli("float64")
+    assert counted(task, arm, 1, 3) == 6 == arm.evaluations(task, 3)
+    assert counted(task, arm, 1, 3) != 3  # what the default (one per sample) would declare

@@ -538,3 +538,41 @@ def test_bad_arguments_on_a_training_run(training_run: Run, kwargs: dict[str, ob
 def test_at_seconds_is_for_training_runs(gaussian: Run) -> None:
     with pytest.raises(UsageError, match="at_seconds is for training runs"):
         report_text(gaussian, at_seconds=5.0)
+
+
+EQUAL_COST = ["-t", "gaussian", "-e", "score,pathwise,mvd", "-p", "dim=2", "-p", "fn=quadratic", "-p", "sigma=1,2"]
+EQUAL_COST += ["-p", "k=0.5", "-K", "300", "--repeats", "1", "--equal-cost", "8"]
+
+
+@pytest.fixture(scope="module")
+def equal_cost_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    from tests.views.runs import shared_run
+
+    return shared_run(tmp_path_factory, EQUAL_COST)
+
+
+def test_per_evaluations_weights_the_variance_by_each_estimators_evaluations(equal_cost_run: Run) -> None:
+    """At equal cost each row is an estimator at its own n; ``--per`` shows variance × cost."""
+    frame = report_frame(equal_cost_run, metric="eval_variance")
+    assert list(frame.index) == ["score (n=8)", "pathwise (n=8)", "mvd (n=1)"]  # MVD: 4·D = 8 per sample
+    variance = report_frame(equal_cost_run, metric="variance")
+    pd.testing.assert_frame_equal(frame, variance * 8, check_exact=False, rtol=1e-12)
+    from rpbench import api
+
+    text = api.report(equal_cost_run, per="evaluations", format="markdown")
+    assert text.startswith("eval_variance:") and "equal cost: at most 8 evaluations of f per estimate" in text
+    assert "batch=" not in text  # n is each row's, not a column
+    assert str(api.report(equal_cost_run, per="seconds", format="markdown")).startswith("work_variance")
+
+
+@pytest.mark.parametrize(
+    ("per", "metric", "message"),
+    [("bogus", None, "--per 'bogus': valid choices: evaluations, seconds"), ("seconds", "snr", "'snr' has none")],
+)
+def test_per_refuses_an_unknown_cost_or_a_metric_without_one(
+    equal_cost_run: Run, per: str, metric: str | None, message: str
+) -> None:
+    from rpbench import api
+
+    with pytest.raises(UsageError, match=re.escape(message)):
+        api.report(equal_cost_run, metric=metric, per=per, format="markdown")
