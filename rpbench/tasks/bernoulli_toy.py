@@ -121,6 +121,12 @@ class BernoulliToy(Task, BernoulliLatent):
 
     References: Tucker et al. (2017), NeurIPS; Grathwohl et al. (2018), ICLR, Fig. 1; Yin & Zhou
     (2019), ICLR (their toy problems).
+
+    f has no parameters of its own, so the defaults of :class:`~rpbench.tasks.base.Task` are the
+    right ones: ``without_model_gradient`` returns θ as it is and ``variational_groups`` is empty
+    (REBAR/RELAX tune their control variates for the variance of every group, here ``logits``).
+    The sample is the hard ``b``, detached: not ``reparameterizable``, and not ``differentiable``
+    in the sense of the Gaussian Taylor control variates.
     """
 
     name = "bernoulli-toy"
