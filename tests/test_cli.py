@@ -160,7 +160,10 @@ def test_list_shows_tasks_estimators_and_one_task_in_full(capsys: pytest.Capture
 
 
 BAD_INPUTS = [
-    (["run", "--task", "nope"], "unknown task 'nope'; valid tasks: bernoulli-vae, discrete-vae, gaussian, vae"),
+    (
+        ["run", "--task", "nope"],
+        "unknown task 'nope'; valid tasks: bernoulli-toy, bernoulli-vae, discrete-vae, gaussian, vae",
+    ),
     (["run", "-e", "nope"], "unknown estimator 'nope'; valid estimators: all,"),
     (["run", "-p", "colour=red"], "unknown parameter 'colour'; valid parameters: dim, mu, sigma, fn, k"),
     (["run", "-p", "sigma=0"], "sigma='0' is out of range; expected a number > 0"),

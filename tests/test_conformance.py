@@ -35,6 +35,10 @@ SMALL: dict[str, list[dict[str, str]]] = {
         {"dim": "2", "mu": "1", "sigma": "1", "fn": "cos", "k": "0.5", "dtype": "float32"},
         {"dim": "2", "mu": "1", "sigma": "1.5", "fn": "step", "k": "0.5", "dtype": "float32"},
     ],
+    "bernoulli-toy": [
+        {"dim": "3", "t": "0.45", "logit": "0.7"},
+        {"dim": "3", "t": "0.45", "logit": "0.7", "dtype": "float32"},
+    ],
     "discrete-vae": [
         {"latents": "2", "categories": "3", **VAE},
         {"latents": "2", "categories": "3", "dtype": "float64", **VAE},

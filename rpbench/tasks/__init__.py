@@ -5,8 +5,9 @@ plugin registers its own tasks (so the same checks apply to ours).
 """
 
 from rpbench.tasks.base import Task
+from rpbench.tasks.bernoulli_toy import BernoulliToy
 from rpbench.tasks.gaussian import GaussianTask
 from rpbench.tasks.vae import BernoulliVAE, DiscreteVAE, GaussianVAE
 
-BUILTIN: tuple[type[Task], ...] = (GaussianTask, DiscreteVAE, BernoulliVAE, GaussianVAE)
+BUILTIN: tuple[type[Task], ...] = (GaussianTask, BernoulliToy, DiscreteVAE, BernoulliVAE, GaussianVAE)
 """The built-in tasks, in the order ``list`` shows them."""
