@@ -58,6 +58,11 @@ from rpbench.timing import median_interval
 # The standard error there is taken at the upper end of the variance interval.
 SIGNIFICANT_LEVEL = 1.0 - 2.0 * NormalDist().cdf(-4.0)
 
+ROUND_OFF_EPS = 64
+"""A bias within ``ROUND_OFF_EPS · eps · (1 + |exact|)`` per coordinate (eps: the estimates' machine
+epsilon) is round-off: an exact estimator of zero variance (DisARM on a one-variable toy, the delta
+method on a quadratic) is not flagged ``bias_significant`` for it."""
+
 TAIL_REL_SE = 0.3
 """``tail_warning`` (:func:`tail_unreliable`): the largest relative standard error ``√((κ − 1)/K)``
 of the variance estimate at which its interval is still trusted."""
@@ -374,6 +379,7 @@ def summarize(
     exact_se: torch.Tensor | None = None,
     reference: Sequence[float] = (),
     evaluations: int | None = None,
+    eps: float = float(torch.finfo(torch.float64).eps),
 ) -> dict[str, float]:
     """Metrics and their ``_lo``/``_hi`` bounds for one parameter group.
 
@@ -385,7 +391,8 @@ def summarize(
     wall-clock time of one pass over all K estimates per timed value, ``reference`` the
     machine-speed reference's seconds timed beside each (:func:`rpbench.timing.time_cell`).
     ``evaluations`` is the estimator's count of f evaluations per estimate (``None``: unknown, and
-    ``eval_variance`` is NaN).
+    ``eval_variance`` is NaN).  ``eps`` is the machine epsilon of the estimates' precision: a bias
+    below its round-off (:data:`ROUND_OFF_EPS`) is never ``bias_significant``.
     """
     if isinstance(estimates, torch.Tensor):
         if estimates.shape[0] < 2:
@@ -430,7 +437,8 @@ def summarize(
         # heavy-tailed estimates make the sample variance (and so the SE) too small.
         inflate = math.sqrt(variance.hi / variance.value) if variance.value > 0 else 1.0
         strict = _norm_or_signed(mean - truth, stats, SIGNIFICANT_LEVEL, extra, inflate, robust=False)
-        out["bias_significant"] = strict.lo > 0 or strict.hi < 0
+        round_off = float((ROUND_OFF_EPS * eps * (1.0 + truth.abs())).norm())
+        out["bias_significant"] = (strict.lo > 0 or strict.hi < 0) and float((mean - truth).norm()) > round_off
         put("mse", _log_scale_interval(stats.error_sq, 1.0, level))
         if float(truth.norm()) > 0:
             c = _mean_interval(stats.cosine, level)

@@ -375,7 +375,8 @@ def execute(
             continue
         try:  # a metric that cannot be computed fails its cell, not the sweep
             evaluations = estimator.evaluations(task, batch)
-            rows, coords = _summarized(draw, truth, keys, level, parallel_cells, evaluations)
+            eps = float(torch.finfo(tree_leaves(task.theta)[0].dtype).eps)
+            rows, coords = _summarized(draw, truth, keys, level, parallel_cells, evaluations, eps)
         except Exception as exc:
             yield CellResult(cell, failed_rows(cell, keys, error_text(exc)), {}, traceback_text(exc))
             continue
@@ -389,9 +390,11 @@ def _summarized(
     level: float,
     parallel_cells: int = 1,
     evaluations: int | None = None,
+    eps: float = float(torch.finfo(torch.float64).eps),
 ) -> tuple[list[dict[str, object]], dict[str, dict[str, torch.Tensor]]]:
     """A measured cell's rows (one per parameter group) and per-coordinate summaries; ``evaluations``:
-    the estimator's evaluations of f per estimate (:meth:`~rpbench.estimators.base.Estimator.evaluations`)."""
+    the estimator's evaluations of f per estimate (:meth:`~rpbench.estimators.base.Estimator.evaluations`),
+    ``eps`` the machine epsilon of its estimates (a bias within their round-off is not significant)."""
     timing = draw.timing
     conditions = {
         "timing_loops": timing.loops,
@@ -416,7 +419,9 @@ def _summarized(
             "chunk": draw.chunk,
             **conditions,
         }
-        row.update(metrics.summarize(moments, exact, timing.seconds, level, exact_se, timing.reference, evaluations))
+        row.update(
+            metrics.summarize(moments, exact, timing.seconds, level, exact_se, timing.reference, evaluations, eps)
+        )
         rows.append(row)
         coords[group] = metrics.per_coordinate(moments, exact)
     return rows, coords

@@ -302,3 +302,15 @@ def test_the_noncentrality_is_found_where_scipys_noncentral_f_gives_nan() -> Non
     assert math.isfinite(lam) and lam > 0
     assert float(ncf.cdf(1.5, 50, 30, lam)) == pytest.approx(0.025, abs=1e-6)
     assert _noncentrality(1.5, 50.0, 30.0, 0.975) == 0.0  # λ = 0 already gives less
+
+
+def test_a_bias_within_round_off_of_an_exact_estimator_is_not_significant() -> None:
+    """Zero-variance estimates a few eps off the truth (DisARM on the one-variable toy) are not flagged;
+    off by 10⁻⁹ (far above float64 round-off, far below float32's) they are in float64, not in float32."""
+    exact = torch.tensor([0.025], dtype=torch.float64)
+    eps64, eps32 = torch.finfo(torch.float64).eps, torch.finfo(torch.float32).eps
+    rounded = torch.full((1000, 1), 0.025 + 2 * eps64, dtype=torch.float64)
+    assert not summarize(rounded, exact, [1.0])["bias_significant"]
+    off = torch.full((1000, 1), 0.025 + 1e-9, dtype=torch.float64)
+    assert summarize(off, exact, [1.0])["bias_significant"]
+    assert not summarize(off, exact, [1.0], eps=eps32)["bias_significant"]
