@@ -109,12 +109,8 @@ def _beta_variance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 BETA_FUNCTIONS: dict[str, TestFunction] = {
     "linear": TestFunction("z", _linear, lambda a, b, k: a / (a + b)),
-    "quadratic": TestFunction(
-        "(z - k)^2", _quadratic, lambda a, b, k: _beta_variance(a, b) + (a / (a + b) - k) ** 2
-    ),
-    "log": TestFunction(
-        "log z", _log, lambda a, b, k: torch.special.digamma(a) - torch.special.digamma(a + b)
-    ),
+    "quadratic": TestFunction("(z - k)^2", _quadratic, lambda a, b, k: _beta_variance(a, b) + (a / (a + b) - k) ** 2),
+    "log": TestFunction("log z", _log, lambda a, b, k: torch.special.digamma(a) - torch.special.digamma(a + b)),
 }
 """The beta-dist family's test functions, ``z ~ Beta(a, b)``."""
 
@@ -211,7 +207,7 @@ class GammaTask(_TwoParameterTask):
     params = (
         ParamSpec("dim", int, 1, "dimension D of z", check=at_least(1), expect="an integer >= 1"),
         ParamSpec("alpha", float, (0.5, 2.0), "shape α (every coordinate)", check=positive, expect="a number > 0"),
-        ParamSpec("beta", float, 1.0, "rate β (every coordinate; the mean is α/β)", check=positive, expect="a number > 0"),
+        ParamSpec("beta", float, 1.0, "rate β (every coordinate; mean α/β)", check=positive, expect="a number > 0"),
         *_fn_params(1.0),
     )
 
@@ -264,4 +260,3 @@ class BetaTask(_TwoParameterTask):
         a, b = theta["a"], theta["b"]
         log_beta = torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
         return ((a - 1.0) * torch.log(z) + (b - 1.0) * torch.log1p(-z) - log_beta).sum(-1, keepdim=True)
-
