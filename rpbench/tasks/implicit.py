@@ -156,7 +156,8 @@ class _TwoParameterTask(Task):
         self.dim = int(self.config["dim"])
         self.k = float(self.config["k"])
         self.function = self.functions[str(self.config["fn"])]
-        self.values = tuple(float(self.config[group]) for group in self.groups)
+        first, second = self.groups
+        self.values = (float(self.config[first]), float(self.config[second]))
         self._theta = {
             group: torch.full((self.dim,), value, dtype=self.dtype, device=device)
             for group, value in zip(self.groups, self.values, strict=True)
@@ -174,11 +175,11 @@ class _TwoParameterTask(Task):
         return self.function.g(z, self.k).sum(-1, keepdim=True)  # one unit
 
     def exact_value(self) -> float:
-        return self.dim * closed_form(self.function, *self.values, self.k)[0]
+        return self.dim * closed_form(self.function, self.values[0], self.values[1], self.k)[0]
 
     def exact_gradient(self) -> Theta:
         """The closed form's gradient, computed and returned in float64 (for either ``dtype``)."""
-        _, gradient = closed_form(self.function, *self.values, self.k)
+        _, gradient = closed_form(self.function, self.values[0], self.values[1], self.k)
         return {
             group: torch.full((self.dim,), value, dtype=torch.float64, device=self.device)
             for group, value in zip(self.groups, gradient, strict=True)
