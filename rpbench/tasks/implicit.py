@@ -9,7 +9,7 @@ inverting F,
 
 so ``∇θ E_q[f(z)] = E_q[f′(z) ∇θ z]``.  This is what ``torch.distributions.Gamma.rsample`` does
 (its backward is ``torch._standard_gamma_grad``, an accurate approximation of ``−∂_α F / q`` for
-``Gamma(α, 1)``); Beta, as in the paper's §3 (Beta and Dirichlet through Gamma draws), is
+``Gamma(α, 1)``); Beta, as the paper treats Beta and Dirichlet (through Gamma draws), is
 ``X / (X + Y)`` with ``X ~ Gamma(a, 1)``, ``Y ~ Gamma(b, 1)``, each implicitly reparameterized.
 
 Two families, each in ``dim`` independent coordinates with the same parameters in every
@@ -20,7 +20,7 @@ coordinate (like :mod:`rpbench.tasks.gaussian`), objective ``Σ_d g(z_d)`` (one 
   rate parameter is already a ``beta`` column of the results, and a task named like a parameter
   reads ambiguously in the tables.)
 
-Closed forms per coordinate, ψ the digamma and ψ′ the trigamma function, ``m`` the mean:
+Closed forms per coordinate, ψ the digamma and ψ′ the trigamma function:
 
 =========  ======  =============================  =======================================
 family     fn      g(z)                           E[g(z)]
@@ -127,7 +127,7 @@ def closed_form(function: TestFunction, p: float, q: float, k: float) -> tuple[f
 def standard_gamma_draws(shape_parameter: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """``z0 ~ Gamma(α, 1)`` elementwise for ``α = shape_parameter`` and ``dz0/dα``, stacked: ``(*α.shape, 2)``.
 
-    ``dz0/dα = −∂_α F(z0 | α) / q(z0 | α)`` (Figurnov et al. 2018, eq. 6), torch's approximation of it.
+    ``dz0/dα = −∂_α F(z0 | α) / q(z0 | α)`` (Figurnov et al. 2018, §2–3), torch's approximation of it.
     """
     alpha = shape_parameter.detach().contiguous()
     z0 = torch._standard_gamma(alpha, generator=generator)
@@ -228,7 +228,7 @@ class GammaTask(_TwoParameterTask):
 class BetaTask(_TwoParameterTask):
     """``z ~ Beta(a, b)`` as ``X/(X+Y)``, ``X ~ Gamma(a)``, ``Y ~ Gamma(b)`` each implicitly reparameterized.
 
-    Reference: Figurnov, Mohamed & Mnih (2018), NeurIPS, §3 (Beta and Dirichlet through Gamma draws).
+    Reference: Figurnov, Mohamed & Mnih (2018), NeurIPS, §2–3 (Beta and Dirichlet through Gamma draws).
     """
 
     name = "beta-dist"
