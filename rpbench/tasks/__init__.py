@@ -10,5 +10,13 @@ from rpbench.tasks.gaussian import GaussianTask
 from rpbench.tasks.implicit import BetaTask, GammaTask
 from rpbench.tasks.vae import BernoulliVAE, DiscreteVAE, GaussianVAE
 
-BUILTIN: tuple[type[Task], ...] = (GaussianTask, GammaTask, BetaTask, BernoulliToy, DiscreteVAE, BernoulliVAE, GaussianVAE)
+BUILTIN: tuple[type[Task], ...] = (
+    GaussianTask,
+    GammaTask,
+    BetaTask,
+    BernoulliToy,
+    DiscreteVAE,
+    BernoulliVAE,
+    GaussianVAE,
+)
 """The built-in tasks, in the order ``list`` shows them."""
