@@ -162,7 +162,7 @@ def test_list_shows_tasks_estimators_and_one_task_in_full(capsys: pytest.Capture
 BAD_INPUTS = [
     (
         ["run", "--task", "nope"],
-        "unknown task 'nope'; valid tasks: bernoulli-toy, bernoulli-vae, discrete-vae, gaussian, vae",
+        "unknown task 'nope'; valid tasks: bernoulli-toy, bernoulli-vae, beta-dist, discrete-vae, gamma, gaussian, vae",
     ),
     (["run", "-e", "nope"], "unknown estimator 'nope'; valid estimators: all,"),
     (["run", "-p", "colour=red"], "unknown parameter 'colour'; valid parameters: dim, mu, sigma, fn, k"),

@@ -39,6 +39,14 @@ SMALL: dict[str, list[dict[str, str]]] = {
         {"dim": "3", "t": "0.45", "logit": "0.7"},
         {"dim": "3", "t": "0.45", "logit": "0.7", "dtype": "float32"},
     ],
+    "gamma": [
+        {"dim": "2", "alpha": "0.7", "beta": "1.5", "fn": "log"},
+        {"dim": "2", "alpha": "0.7", "beta": "1.5", "fn": "quadratic", "k": "1", "dtype": "float32"},
+    ],
+    "beta-dist": [
+        {"dim": "2", "a": "0.6", "b": "2", "fn": "quadratic", "k": "0.2"},
+        {"dim": "2", "a": "0.6", "b": "2", "fn": "log", "dtype": "float32"},
+    ],
     "discrete-vae": [
         {"latents": "2", "categories": "3", **VAE},
         {"latents": "2", "categories": "3", "dtype": "float64", **VAE},

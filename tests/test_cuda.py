@@ -17,6 +17,8 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 TINY = {
     "gaussian": ["-p", "dim=3", "-p", "fn=cos,step", "-p", "sigma=1", "-p", "k=1"],
     "bernoulli-toy": ["-p", "dim=3", "-p", "logit=0.7"],
+    "gamma": ["-p", "dim=3", "-p", "fn=linear,log", "-p", "alpha=0.7"],
+    "beta-dist": ["-p", "dim=3", "-p", "fn=quadratic,log", "-p", "a=0.6"],
     "discrete-vae": ["-p", "latents=2", "-p", "categories=3", "-p", "minibatch=4", "-p", "hidden=8"],
     "bernoulli-vae": ["-p", "latents=4", "-p", "minibatch=4", "-p", "hidden=8"],
     "vae": ["-p", "latents=2", "-p", "minibatch=4", "-p", "hidden=8", "-p", "reference=1000"],

@@ -27,7 +27,9 @@ from rpbench.tasks.gaussian import GaussianTask
 
 
 def test_unknown_names_list_the_valid_ones() -> None:
-    with pytest.raises(UsageError, match="valid tasks: bernoulli-toy, bernoulli-vae, discrete-vae, gaussian, vae"):
+    with pytest.raises(
+        UsageError, match="valid tasks: bernoulli-toy, bernoulli-vae, beta-dist, discrete-vae, gamma, gaussian, vae"
+    ):
         get_task("gausian")
     with pytest.raises(UsageError, match=r"valid estimators: all, .*pathwise"):
         get_estimator("pathwize")
@@ -198,7 +200,15 @@ def test_the_builtin_tables_pass_their_own_rules() -> None:
     for kind, table in (("task", TASKS), ("estimator", ESTIMATORS)):
         for cls in table.values():
             _check_params(cls, kind)
-    assert list(TASKS)[:5] == ["gaussian", "bernoulli-toy", "discrete-vae", "bernoulli-vae", "vae"]
+    assert list(TASKS)[:7] == [
+        "gaussian",
+        "gamma",
+        "beta-dist",
+        "bernoulli-toy",
+        "discrete-vae",
+        "bernoulli-vae",
+        "vae",
+    ]
 
 
 def test_a_bad_plugin_file_is_one_usage_error(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def names(requests: list[EstimatorRequest]) -> list[tuple[str, dict]]:
         (["score,pathwise"], [("score", {}), ("pathwise", {})]),
         (["score+ma:decay=0.9"], [("score+ma", {"decay": ["0.9"]})]),
         (["score+ma:decay=0.5,0.9,score"], [("score+ma", {"decay": ["0.5", "0.9"]}), ("score", {})]),
-        (["score+delta:beta=0.5,1", "mvd"], [("score+delta", {"beta": ["0.5", "1"]}), ("mvd", {})]),
+        (["score+delta:cv_beta=0.5,1", "mvd"], [("score+delta", {"cv_beta": ["0.5", "1"]}), ("mvd", {})]),
     ],
 )
 def test_parse_estimators(texts: list[str], expected: list) -> None:

@@ -20,7 +20,7 @@ from rpbench.registry import register_estimator
 from rpbench.tasks.base import Task, Theta
 from rpbench.tasks.protocols import GaussianLatent
 
-BETA = ParamSpec("beta", float, 1.0, "weight β of the control variate", expect="a real number")
+BETA = ParamSpec("cv_beta", float, 1.0, "weight β of the control variate", expect="a real number")
 
 
 class TaylorExpansion:
@@ -68,7 +68,7 @@ class ScoreDelta(Estimator):
     params = (BETA,)
 
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
-        beta = float(self.config["beta"])
+        beta = float(self.config["cv_beta"])
         taylor = TaylorExpansion(task)
         noise = task.noise(generator, (samples, batch))
 
@@ -98,7 +98,7 @@ class PathwiseDelta(Estimator):
     params = (BETA,)
 
     def estimate(self, task: Task, samples: int, batch: int, generator: torch.Generator) -> Theta:
-        beta = float(self.config["beta"])
+        beta = float(self.config["cv_beta"])
         taylor = TaylorExpansion(task)
         noise = task.noise(generator, (samples, batch))
 

@@ -7,7 +7,16 @@ plugin registers its own tasks (so the same checks apply to ours).
 from rpbench.tasks.base import Task
 from rpbench.tasks.bernoulli_toy import BernoulliToy
 from rpbench.tasks.gaussian import GaussianTask
+from rpbench.tasks.implicit import BetaTask, GammaTask
 from rpbench.tasks.vae import BernoulliVAE, DiscreteVAE, GaussianVAE
 
-BUILTIN: tuple[type[Task], ...] = (GaussianTask, BernoulliToy, DiscreteVAE, BernoulliVAE, GaussianVAE)
+BUILTIN: tuple[type[Task], ...] = (
+    GaussianTask,
+    GammaTask,
+    BetaTask,
+    BernoulliToy,
+    DiscreteVAE,
+    BernoulliVAE,
+    GaussianVAE,
+)
 """The built-in tasks, in the order ``list`` shows them."""

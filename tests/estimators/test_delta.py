@@ -53,11 +53,11 @@ def test_beta_zero_recovers_the_base_estimator(controlled, base, dtype: str) -> 
     """β = 0: the same estimates as the base estimator's on the same noise, not just the same variance."""
     task = gaussian(fn="cos", k=2.0, dim=2, dtype=dtype)
     tolerance = ROUND_OFF_EPS * torch.finfo(task.dtype).eps
-    with_cv = controlled({"beta": 0.0}).estimate(task, 500, 3, torch.Generator().manual_seed(1))
+    with_cv = controlled({"cv_beta": 0.0}).estimate(task, 500, 3, torch.Generator().manual_seed(1))
     plain = base().estimate(task, 500, 3, torch.Generator().manual_seed(1))
     for group in plain:
         torch.testing.assert_close(with_cv[group], plain[group], rtol=tolerance, atol=tolerance)
     # and the check can fail: β = 1 changes every estimate, typically far beyond round-off
-    changed = controlled({"beta": 1.0}).estimate(task, 500, 3, torch.Generator().manual_seed(1))
+    changed = controlled({"cv_beta": 1.0}).estimate(task, 500, 3, torch.Generator().manual_seed(1))
     assert (changed["mu"] != plain["mu"]).all()
     assert (changed["mu"] - plain["mu"]).abs().median() > 1000 * tolerance

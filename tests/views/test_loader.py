@@ -41,9 +41,10 @@ def lines(path: Path) -> list[str]:
 def test_a_run_folder_is_read_with_its_metadata_and_coordinates(gaussian_run: Run) -> None:
     run = gaussian_run
     assert run.level == 0.95 and run.meta["options"]["level"] == 0.95
-    assert run.task_params == ["dim", "mu", "sigma", "fn", "k", "dtype"] and run.estimator_params == ["beta", "decay"]
+    assert run.task_params == ["dim", "mu", "sigma", "fn", "k", "dtype"]
+    assert run.estimator_params == ["cv_beta", "decay"]
     assert run.key_columns[:8] == ["task", "estimator", "biased", "group", "samples", "batch", "seed", "device"]
-    assert run.key_columns[8:] == ["dim", "mu", "sigma", "fn", "k", "dtype", "beta", "decay"]
+    assert run.key_columns[8:] == ["dim", "mu", "sigma", "fn", "k", "dtype", "cv_beta", "decay"]
     assert len(run.results) == 2 * 3 * 2 * 5 - 2 * 3  # score+delta does not apply to the step
     assert not run.coords.empty and run.coords["coord"].dtype == "int64"
     assert set(run.coords["estimator"]) == set(run.results["estimator"])

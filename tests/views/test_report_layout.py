@@ -24,9 +24,9 @@ def test_the_grid_of_the_gaussian_sweep(gaussian_run: Run) -> None:
 
 def test_parameters_come_from_the_roles_and_leave_out_empty_ones(gaussian_run: Run) -> None:
     task, estimator = parameters(gaussian_run)
-    assert task == ["dim", "mu", "sigma", "fn", "k", "dtype"] and estimator == ["beta", "decay"]
+    assert task == ["dim", "mu", "sigma", "fn", "k", "dtype"] and estimator == ["cv_beta", "decay"]
     only_score = gaussian_run.where(["estimator=score"])
-    assert parameters(only_score)[1] == []  # beta and decay are empty for score's rows
+    assert parameters(only_score)[1] == []  # cv_beta and decay are empty for score's rows
 
 
 def test_select_group_and_interval() -> None:
