@@ -47,7 +47,10 @@ class MeanFieldExpansion:
         with torch.enable_grad():
             center = relaxable.latent.soft(relaxable.logits(fixed), 1.0).detach().requires_grad_(True)
             value = task.objective(fixed, center)  # (U,): f_u(μ̄_u), the mean-field pass
-            (slope,) = torch.autograd.grad(value.sum(), center)  # ∂f_u/∂b_u at μ̄_u: f_u reads only b_u
+            if value.requires_grad:  # ∂f_u/∂b_u at μ̄_u from one backward: f_u reads only b_u
+                (slope,) = torch.autograd.grad(value.sum(), center, allow_unused=True, materialize_grads=True)
+            else:  # an f that is flat in b along the path (a step): the expansion is a constant baseline
+                slope = torch.zeros_like(center)
         self.center, self.value, self.slope = center.detach(), value.detach(), slope.detach()
 
     def __call__(self, b: torch.Tensor) -> torch.Tensor:

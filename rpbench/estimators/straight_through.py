@@ -38,6 +38,11 @@ class _StraightThrough(Estimator):
 
     needs = frozenset({"relaxable"})
     biased = True
+    cost = "n"
+
+    def evaluations(self, task: Task, batch: int) -> int:
+        """f once per sample, at the hard sample (the backward reuses that pass)."""
+        return batch
 
     def forward_backward(self, family: LatentFamily, logits: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
         """``y`` for logits ``(*latent_shape)`` and hard samples ``(*S, *latent_shape)``: ``hard``'s shape."""
