@@ -89,3 +89,15 @@ def test_declares_what_it_needs_and_costs() -> None:
     assert IndeCateR().evaluations(bernoulli(), 5) == (6 * 2 + 1) * 5
     assert IndeCateR().memory_factor(categorical()) == 7.0
     assert "relaxable" in (IndeCateR.why_not(vae("vae", latents=2), 1) or "")
+
+
+@pytest.mark.parametrize("make", [categorical, bernoulli])
+def test_a_single_estimate_is_the_batched_ones_first(make) -> None:
+    """One estimate (a training step: plain autograd, no vmap) equals lane 0 of K = 2 on the same noise."""
+    task, estimator = make("float64"), IndeCateR()
+    one = flatten_groups(estimator.estimate(task, 1, 3, torch.Generator().manual_seed(4)))
+    two = flatten_groups(estimator.estimate(task, 2, 3, torch.Generator().manual_seed(4)))
+    for group in one:
+        torch.testing.assert_close(one[group][0], two[group][0], rtol=1e-9, atol=1e-12)
+    other = flatten_groups(estimator.estimate(task, 1, 3, torch.Generator().manual_seed(5)))
+    assert not torch.allclose(one["encoder"], other["encoder"])  # and another seed, another estimate

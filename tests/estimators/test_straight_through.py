@@ -151,3 +151,15 @@ def test_both_are_declared_biased_and_need_a_relaxable_task() -> None:
         assert cls.why_not(categorical(), 1) is None and cls.why_not(bernoulli(), 1) is None
         assert "relaxable" in (cls.why_not(vae("vae", latents=2), 1) or "")
     assert ReinMax.params[0].check is not None and ReinMax.params[0].check(0.5) is not None  # τ < 1 refused
+
+
+@pytest.mark.parametrize("make", [categorical, bernoulli])
+def test_a_single_estimate_is_the_batched_ones_first(make) -> None:
+    """One estimate (a training step: plain autograd, no vmap) equals lane 0 of K = 2 on the same noise."""
+    task, estimator = make("float64"), ReinMax({"tau": 1.5})
+    one = flatten_groups(estimator.estimate(task, 1, 3, torch.Generator().manual_seed(4)))
+    two = flatten_groups(estimator.estimate(task, 2, 3, torch.Generator().manual_seed(4)))
+    for group in one:
+        torch.testing.assert_close(one[group][0], two[group][0], rtol=1e-9, atol=1e-12)
+    other = flatten_groups(estimator.estimate(task, 1, 3, torch.Generator().manual_seed(5)))
+    assert not torch.allclose(one["encoder"], other["encoder"])  # and another seed, another estimate
