@@ -1,8 +1,8 @@
 """IndeCateR: the score function Rao-Blackwellised over each independent categorical variable.
 
 De Smet, Sansone & Zuidberg Dos Martires (2023), "Differentiable Sampling of Categorical
-Distributions Using the CatLog-Derivative Trick", NeurIPS (arXiv:2311.12569), §4 (the IndeCateR
-estimator, eq. 11).  For independent categorical latents ``b_l`` (``l = 1…L`` per unit, ``C``
+Distributions Using the CatLog-Derivative Trick", NeurIPS (arXiv:2311.12569), the IndeCateR
+estimator.  For independent categorical latents ``b_l`` (``l = 1…L`` per unit, ``C``
 classes each; Bernoulli latents are ``C = 2``) the CatLog-derivative trick sums the score of
 each variable over its ``C`` values with the other variables as drawn::
 
@@ -89,7 +89,7 @@ def indecater_surrogate(task: Task, theta: Theta, noise: torch.Tensor, shift: in
 class IndeCateR(Estimator):
     """IndeCateR: per-variable Rao-Blackwellised score function for independent categorical latents.
 
-    De Smet, Sansone & Zuidberg Dos Martires (2023), NeurIPS, eq. 11.  Unbiased; ``L·C`` variants
+    De Smet, Sansone & Zuidberg Dos Martires (2023), NeurIPS.  Unbiased; ``L·C`` variants
     of f per sample (``2·L`` for Bernoulli latents) besides f at the sample itself.
     """
 

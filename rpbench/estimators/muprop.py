@@ -1,8 +1,8 @@
 """MuProp: the score function with a first-order Taylor control variate around the mean-field point.
 
 Gu, Levine, Sutskever & Mnih (2016), "MuProp: Unbiased Backpropagation for Stochastic Neural
-Networks", ICLR, §3 (eq. 4–5 and Algorithm 1).  With ``μ̄ = E_q[b]`` (the probabilities
-``softmax(θ)`` or ``σ(φ)``: the "mean-field" pass that replaces each sample by its mean) and
+Networks", ICLR (arXiv:1511.05176).  With ``μ̄ = E_q[b]`` (the probabilities ``softmax(θ)`` or
+``σ(φ)``: the "mean-field" pass that replaces each sample by its mean) and
 ``h(b) = f(μ̄) + ∇f(μ̄)ᵀ(b − μ̄)``::
 
     ĝ = [f(b) − h(b)] ∇θ log q(b) + ∇f(μ̄)ᵀ ∇θ μ̄(θ)  (+ ∇θ f(b) where f depends on θ)
@@ -18,7 +18,7 @@ once per unit (units are independent: ``f_u`` reads only ``b_u``).  The tensorfl
 a uniform prior, ``log p(b) − log q(b | x)`` is linear in b, so its expansion is exact and the two
 differ only by the zero-mean term ``−∇θ log q(b)`` that the closed-form KL leaves out.  That code
 also scales the control variate by learned factors and adds an input-dependent baseline; this is
-the plain MuProp of Gu et al.'s eq. 5 (scale 1, no baseline).
+the plain MuProp estimator of Gu et al. (scale 1, no baseline).
 
 Requires :class:`~rpbench.tasks.protocols.RelaxableLatent` (``logits``, ``perturb``, ``event_dims``
 and the ``latent`` family's ``hard`` and ``soft``: f must accept the mean ``μ̄``, a relaxed
@@ -84,7 +84,7 @@ class MuProp(Estimator):
     """MuProp: score function minus the first-order Taylor expansion of f at the mean-field point,
     plus that expansion's analytic gradient.
 
-    Gu, Levine, Sutskever & Mnih (2016), ICLR, eq. 5.  Unbiased.  The mean-field pass (f and its
+    Gu, Levine, Sutskever & Mnih (2016), ICLR.  Unbiased.  The mean-field pass (f and its
     slope at ``μ̄``) depends on θ only, not on the noise: it is computed once per :meth:`estimate`
     call, shared by the K estimates, and counted once per estimate in :meth:`evaluations` (a
     training step, one estimate, pays it every time).

@@ -74,7 +74,7 @@ class StraightThrough(_StraightThrough):
 
     Bengio, Léonard & Courville (2013), "Estimating or Propagating Gradients Through Stochastic
     Neurons for Conditional Computation", arXiv:1308.3432 (the straight-through estimator); the
-    "ST" of Jang, Gu & Poole (2017), ICLR, §3.1/Table 1, backward through the probabilities (τ = 1).
+    "ST" of Jang, Gu & Poole (2017), ICLR (Table 1), backward through the probabilities (τ = 1).
     The hard sample is an exact draw from q (no relaxation of the forward; Gumbel-max is only
     how the categorical sample is drawn).  ``tau`` scales the logits in the backward only, as in
     the ReinMax README's ST (Liu et al. 2023), ``D + softmax(θ/τ) − stop_grad(softmax(θ/τ))``;
@@ -100,7 +100,7 @@ class ReinMax(_StraightThrough):
     """ReinMax: straight-through with a second-order (Heun) backward.
 
     Liu, Zhao, Cheng, Gao & Hu (2023), "Bridging Discrete and Backpropagation: Straight-Through and
-    Beyond", NeurIPS (arXiv:2304.08612), Algorithm 2; the backward of ``ReinMaxCore`` in
+    Beyond", NeurIPS (arXiv:2304.08612), the ReinMax algorithm; the backward of ``ReinMaxCore`` in
     microsoft/ReinMax ``reinmax/reinmax.py``.  With ``π₀ = softmax(θ)``, the sample ``D ~ π₀`` and
     ``π₁ = ½(softmax(θ/τ) + D)``, the gradient at θ for an incoming gradient ``g = ∂f/∂D`` is
 
