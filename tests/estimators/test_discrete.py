@@ -1,9 +1,10 @@
 """Every unbiased discrete-latent estimator against the exact (enumerated) gradient of small VAEs.
 
 A conformance test across estimators; each family's own properties (and a deliberately wrong
-variant that fails each check) are in its module's tests: test_arm.py, test_rebar.py,
-test_relaxed.py, test_score.py.  The VAEs run in float32 (their default) and float64, each against
-the truth enumerated in its own precision (the slowest float64 cases, REBAR's and the categorical
+variant that fails each check) are in its module's tests: test_arm.py, test_indecater.py,
+test_muprop.py, test_rebar.py, test_relaxed.py, test_score.py (and test_straight_through.py for the
+biased ST and ReinMax, whose exact bias it computes).  The VAEs run in float32 (their default) and
+float64, each against the truth enumerated in its own precision (the slowest float64 cases, REBAR's and the categorical
 RELAX, are marked slow).
 """
 
@@ -36,8 +37,28 @@ def applicable(task: Task, batch: int = 2) -> list[str]:
 
 
 def test_the_expected_estimators_apply() -> None:
-    assert applicable(categorical()) == ["rebar", "relax", "score", "score+loo", "score+ma", "score+opt"]
-    assert applicable(bernoulli()) == ["arm", "disarm", "rebar", "relax", "score", "score+loo", "score+ma", "score+opt"]
+    assert applicable(categorical()) == [
+        "indecater",
+        "muprop",
+        "rebar",
+        "relax",
+        "score",
+        "score+loo",
+        "score+ma",
+        "score+opt",
+    ]
+    assert applicable(bernoulli()) == [
+        "arm",
+        "disarm",
+        "indecater",
+        "muprop",
+        "rebar",
+        "relax",
+        "score",
+        "score+loo",
+        "score+ma",
+        "score+opt",
+    ]
 
 
 def in_both_precisions(task: Task, slow: frozenset[str] = frozenset()) -> list:
@@ -68,4 +89,4 @@ def test_unbiased_on_an_enumerable_bernoulli_vae(name: str, dtype: str) -> None:
 
 def test_estimators_are_labelled_biased_or_not() -> None:
     biased = {name for name, cls in ESTIMATORS.items() if cls.biased}
-    assert biased == {"gumbel", "st-gumbel", "gumbel-rao"}
+    assert biased == {"gumbel", "st-gumbel", "gumbel-rao", "st", "reinmax"}
