@@ -10,7 +10,7 @@ import torch
 from rpbench.estimators.base import copy_gradients, per_estimate_gradients
 from rpbench.estimators.pathwise import Pathwise, pathwise_surrogate
 from rpbench.registry import ESTIMATORS, load_builtins
-from tests.conftest import gaussian
+from tests.conftest import CPU, gaussian
 
 
 def test_vmap_gradients_equal_a_loop_of_autograd_calls() -> None:
@@ -106,9 +106,12 @@ points at one estimate exceed it; their declaration is the per-estimate part (``
 
 
 def small_tasks() -> list:
+    from rpbench.registry import get_task
     from tests.conftest import bernoulli, categorical
 
-    return [gaussian(dim=2, fn="cos"), categorical("float64"), bernoulli("float64")]
+    toy = get_task("bernoulli-toy")({"dim": 3, "t": 0.45, "logit": 0.7, "dtype": "float64"}, CPU)
+    gamma = get_task("gamma")({"dim": 2, "alpha": 0.5, "beta": 1.0, "fn": "log", "k": 1.0, "dtype": "float64"}, CPU)
+    return [gaussian(dim=2, fn="cos"), categorical("float64"), bernoulli("float64"), toy, gamma]
 
 
 class CountingObjective:
