@@ -99,7 +99,7 @@ class StraightThrough(_StraightThrough):
 class ReinMax(_StraightThrough):
     """ReinMax: straight-through with a second-order (Heun) backward.
 
-    Liu, Zhao, Cheng, Gao & Hu (2023), "Bridging Discrete and Backpropagation: Straight-Through and
+    Liu, Dong, Liu, Yu & Gao (2023), "Bridging Discrete and Backpropagation: Straight-Through and
     Beyond", NeurIPS (arXiv:2304.08612), the ReinMax algorithm; the backward of ``ReinMaxCore`` in
     microsoft/ReinMax ``reinmax/reinmax.py``.  With ``π₀ = softmax(θ)``, the sample ``D ~ π₀`` and
     ``π₁ = ½(softmax(θ/τ) + D)``, the gradient at θ for an incoming gradient ``g = ∂f/∂D`` is
