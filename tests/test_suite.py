@@ -128,9 +128,12 @@ def test_shipped_suites_are_valid(path: Path) -> None:
 
 def test_the_shipped_suites_cover_every_family() -> None:
     names = {p.stem for p in (ROOT / "tasks").glob("*.toml")}
-    assert {"ci", "paper", "gaussian", "discrete-vae", "bernoulli-vae", "vae"} <= names
+    assert {"ci", "paper", "gaussian", "discrete-vae", "bernoulli-vae", "vae", "bernoulli-toy"} <= names
+    from rpbench.registry import TASKS, load_builtins
+
+    load_builtins()
     ci_tasks = {entry.task for entry in load_suite(ROOT / "tasks" / "ci.toml").entries}
-    assert ci_tasks == {"gaussian", "discrete-vae", "bernoulli-vae", "vae"}
+    assert ci_tasks == set(TASKS)  # the regression gate covers every built-in task
 
 
 def test_a_suite_sweeps_lists_of_n_and_k_and_asks_for_adaptive_k(tmp_path: Path) -> None:
