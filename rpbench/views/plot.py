@@ -50,7 +50,7 @@ from PIL import Image
 from rpbench.errors import UsageError
 from rpbench.views.constants import CURVE_METRICS, SHOWN_METRICS, TRAIN_DEFAULT_METRIC, TRAIN_X, check_choice
 from rpbench.views.final import curve_frame, final_frame
-from rpbench.views.labels import estimator_labels, format_value, is_true, varying
+from rpbench.views.labels import equal_cost_of, estimator_labels, format_value, is_true, varying, with_batch
 from rpbench.views.loader import Run
 from rpbench.views.plot_text import (
     escape,
@@ -241,16 +241,27 @@ def _prepare(run: Run, x: str) -> tuple[pd.DataFrame, list[str], list[str], list
     """Rows that have x, with line labels and x positions; the panel keys; the task keys; x's categories."""
     frame = run.results
     task_params, est_params = parameters(run)
-    task_keys = ["task", *task_params, *run_keys_of(run)]
-    _check_x(frame, x, [*task_keys, *est_params])
+    own_batch = equal_cost_of(run.meta) is not None and x != "batch"  # equal cost: n is each line's own
+    run_keys = [k for k in run_keys_of(run) if not (own_batch and k == "batch")]
+    task_keys = ["task", *task_params, *run_keys]
+    _check_x(frame, x, [*task_keys, *est_params, *(["batch"] if own_batch else [])])
     data = frame[frame[x].notna()].copy()
     panel_keys = [k for k in varying(data, task_keys) if k != x]
-    data["_line"] = estimator_labels(data, est_params, exclude=[x]).map(tex_settings)
+    labels = estimator_labels(data, est_params, exclude=[x])
+    if own_batch:
+        labels = pd.Series([with_batch(a, n) for a, n in zip(labels, data["batch"], strict=True)], index=data.index)
+    data["_line"] = labels.map(tex_settings)
     data["_x"], categories = _positions(data, x)
     data["_x_text"] = data[x].map(format_value)
     for key in panel_keys:
         data[key] = data[key].map(format_value).astype(object)
     return data, panel_keys, task_keys, categories
+
+
+def _equal_cost_words(run: Run) -> str:
+    """The caption's words for an equal-cost run (each line at its own n), or nothing."""
+    budget = equal_cost_of(run.meta)
+    return "" if budget is None else f"; equal cost: at most {budget} evaluations of f per estimate"
 
 
 def _measure_lines(panel: pd.DataFrame, metric: str) -> list[Line]:
@@ -318,7 +329,7 @@ def plot_figure(
         xlabel=key_label(x),
         ylabel=ylabel,
         title=f"{ylabel}{of} vs {key_label(x)}",
-        caption=tex_settings(settings_caption(frame, task_keys, [x, *panel_keys, "group"])),
+        caption=tex_settings(settings_caption(frame, task_keys, [x, *panel_keys, "group"]) + _equal_cost_words(run)),
         bands=f"Bands: {run.level:.0%} confidence intervals.",
         x_symbol=key_label(x),
         log_x=budget or (categories is None and _spans(positions, LOG_X_DECADES)),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rpbench.views.loader import Run, load_run
-from tests.views.runs import DISCRETE, GAUSSIAN, TINY, shared_run, shared_run_dir
+from tests.views.runs import DISCRETE, EQUAL_COST, GAUSSIAN, TINY, shared_run, shared_run_dir
 from tests.views.training import write_training_run
 
 
@@ -15,6 +15,12 @@ from tests.views.training import write_training_run
 def gaussian_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """The Gaussian sweep of :data:`GAUSSIAN`, loaded."""
     return shared_run(tmp_path_factory, GAUSSIAN)
+
+
+@pytest.fixture(scope="session")
+def equal_cost_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The equal-cost run of :data:`EQUAL_COST`, loaded."""
+    return shared_run(tmp_path_factory, EQUAL_COST)
 
 
 @pytest.fixture(scope="session")

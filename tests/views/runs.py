@@ -42,3 +42,7 @@ DISCRETE = ["-t", "discrete-vae", "-p", "latents=2", "-p", "categories=3", "-p",
 DISCRETE += ["-e", "gumbel:tau=0.1,1,10,st-gumbel:tau=0.1,1,10", "-K", "100", "--repeats", "1"]
 TINY = ["-e", "score,pathwise", "-p", "fn=cos", "-p", "sigma=1", "-K", "500", "--repeats", "7"]
 """A tiny Gaussian sweep: 2 estimators × 2 values of k (default) × 2 groups."""
+
+EQUAL_COST = ["-t", "gaussian", "-e", "score,pathwise,mvd", "-p", "dim=2", "-p", "fn=quadratic", "-p", "sigma=1,2"]
+EQUAL_COST += ["-p", "k=0.5", "-K", "300", "--repeats", "1", "--equal-cost", "8"]
+"""An equal-cost run: score and pathwise at n = 8, MVD (8 evaluations per sample at D = 2) at n = 1."""

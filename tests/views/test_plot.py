@@ -479,3 +479,12 @@ def test_the_plot_command_takes_the_options(tiny_dir: Path, tmp_path: Path) -> N
     options = ["--cols", "1", "--yscale", "symlog", "--size", "one-column", "--metric", "mean"]
     assert exit_code(["plot", str(tiny_dir), "--x", "k", *options, "-o", str(out)]) == 0
     assert out.read_bytes()[:5] == b"%PDF-"
+
+
+def test_an_equal_cost_run_draws_each_estimator_at_its_own_n_in_one_panel_per_group(equal_cost_run: Run) -> None:
+    """n is each line's (``mvd (n=1)``), not a panel key; the caption names the budget."""
+    fig = plot_figure(equal_cost_run, x="sigma", metric="variance")
+    assert len(fig.axes) == 2  # mu and sigma: no panel per n
+    labels = [line.get_label() for line in data_lines(fig.axes[0])]
+    assert labels == ["score ($n$=8)", "pathwise ($n$=8)", "mvd ($n$=1)"], labels
+    assert "equal cost: at most 8 evaluations of f per estimate" in fig.get_suptitle().replace("\n", " ")

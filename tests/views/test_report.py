@@ -540,17 +540,6 @@ def test_at_seconds_is_for_training_runs(gaussian: Run) -> None:
         report_text(gaussian, at_seconds=5.0)
 
 
-EQUAL_COST = ["-t", "gaussian", "-e", "score,pathwise,mvd", "-p", "dim=2", "-p", "fn=quadratic", "-p", "sigma=1,2"]
-EQUAL_COST += ["-p", "k=0.5", "-K", "300", "--repeats", "1", "--equal-cost", "8"]
-
-
-@pytest.fixture(scope="module")
-def equal_cost_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    from tests.views.runs import shared_run
-
-    return shared_run(tmp_path_factory, EQUAL_COST)
-
-
 def test_per_evaluations_weights_the_variance_by_each_estimators_evaluations(equal_cost_run: Run) -> None:
     """At equal cost each row is an estimator at its own n; ``--per`` shows variance × cost."""
     frame = report_frame(equal_cost_run, metric="eval_variance")
