@@ -34,6 +34,7 @@ direction; with Adam, a constant scale of the encoder's gradient is nearly a no-
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -199,14 +200,14 @@ class Nvil(Estimator):
 
     # -- checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """``c``, ``σ̂²``, ψ and ψ's Adam state (after :meth:`prepare`)."""
+        """``c``, ``σ̂²``, ψ and ψ's Adam state (after :meth:`prepare`), copied: later steps do not change it."""
         if not hasattr(self, "offset"):
             return {}
         return {
             "offset": self.offset.clone(),
             "signal_square": self.signal_square.clone(),
             "network": {k: v.detach().clone() for k, v in self.network.items()},
-            "optimizer": self._optimizer.state_dict() if self._optimizer is not None else {},
+            "optimizer": copy.deepcopy(self._optimizer.state_dict()) if self._optimizer is not None else {},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

@@ -7,6 +7,8 @@ Gregor 2014, §3); a baseline that reads the sample's own f is not, and fails th
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -16,6 +18,7 @@ from rpbench.estimators.nvil import Nvil
 from rpbench.estimators.score import objective_values, score_estimates
 from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
 from rpbench.tasks.base import Task, Theta
+from rpbench.training.loop import Checkpoint, Schedule, train_curve
 from rpbench.truth import truth_of
 from tests.conftest import bernoulli, bias_lo, categorical, estimates, gaussian, max_z_score, vae
 
@@ -138,6 +141,32 @@ def test_adapt_is_one_fitting_step_and_a_checkpoint_resumes_exactly() -> None:
     # and the check can fail: without the checkpoint the resumed run differs
     fresh = run(3, torch.Generator().set_state(generator_state))
     assert not torch.equal(straight.offset, fresh.offset)
+
+
+def test_a_training_run_resumed_from_its_checkpoint_gives_the_same_curve() -> None:
+    """``rpbench train``'s loop: prepare once, adapt after every step; resuming from the checkpoint at
+    step 4 gives the uninterrupted run's points 8 and 12 exactly.  (The checkpoints are copied as
+    they come: the loop's own Adam state in them is the live one, written to disk at once in a run.)"""
+    schedule = Schedule(steps=12, eval_every=4, eval_samples=5)
+    saved: list[Checkpoint] = []
+    full = list(
+        train_curve(
+            vae("discrete-vae", latents=2, categories=3),
+            nvil(fit_steps=10),
+            2,
+            schedule,
+            save=lambda c: saved.append(copy.deepcopy(c)),
+        )
+    )  # type: ignore[arg-type]
+    resumed = list(
+        train_curve(vae("discrete-vae", latents=2, categories=3), nvil(fit_steps=10), 2, schedule, start=saved[1])
+    )  # type: ignore[arg-type]
+
+    def curve(points: list) -> list[tuple]:
+        return [(p.step, p.train_elbo, p.eval_elbo, p.eval_iwae) for p in points]
+
+    assert [p.step for p in resumed] == [8, 12] and curve(resumed) == curve(full[2:])
+    assert saved[1].state["estimator"]["offset"] != saved[-1].state["estimator"]["offset"]  # it learned online
 
 
 def test_the_same_seed_gives_the_same_numbers() -> None:
