@@ -1,16 +1,17 @@
 """NVIL: the score function with a learned, input-dependent baseline and optional variance normalisation.
 
 Mnih & Gregor (2014), "Neural Variational Inference and Learning in Belief Networks", ICML, §3
-(Algorithm 1).  The learning signal of unit ``u`` (a VAE's image ``x_u``) is its objective
-``f_u(z)``, centred by a baseline that depends on the input but not on the sample::
+(variance reduction: centring the learning signal, variance normalisation) and Algorithm 1.  The
+learning signal of unit ``u`` (a VAE's image ``x_u``) is its objective ``f_u(z)``, centred by a
+baseline that depends on the input but not on the sample::
 
     b_u = c + C_ψ(x_u),    ĝ = (1/n) Σ_i [∇θ f(z_i) + (f(z_i) − b) ∇θ log q_θ(z_i)]   (per unit)
 
 so ``E[b ∇θ log q] = b E[∇θ log q] = 0`` and the estimate stays unbiased whatever ``c`` and ψ are.
-``C_ψ`` is an MLP with one tanh hidden layer (:data:`BASELINE_HIDDEN` units by default, as in the
-paper's experiments and Tucker et al.'s reference code, tensorflow/models research/rebar
-``_create_baseline``); on a task without inputs (no :class:`~rpbench.tasks.protocols.Conditioned`)
-the baseline is ``c`` alone.
+``C_ψ`` is an MLP with one tanh hidden layer (:data:`BASELINE_HIDDEN` units by default, as in
+Tucker et al.'s reference code, tensorflow/models research/rebar ``_create_baseline``, which its
+``get_nvil_gradient`` uses without variance normalisation); on a task without inputs (no
+:class:`~rpbench.tasks.protocols.Conditioned`) the baseline is ``c`` alone.
 
 Fitting, as in the paper's Algorithm 1: ``c`` is a running mean (decay :data:`SIGNAL_DECAY`) of the
 residual ``f − C_ψ(x)`` (a stochastic fixed-point step towards the ``c`` that minimises
@@ -22,7 +23,7 @@ fitting step over the step's ``batch`` samples (the paper fits the baseline onli
 training samples).  The baseline network's forward pass is not an evaluation of f: the cost is
 ``n``.
 
-Variance normalisation (``normalize=1``; the paper's §3.3): the estimate is divided by
+Variance normalisation (``normalize=1``; the paper's §3): the estimate is divided by
 ``max(1, σ̂)``, with ``σ̂²`` the running mean (same decay) of the squared centred signal
 ``(f − b)²`` measured while fitting, fixed for the cell.  Then ``E ĝ = ∇L / max(1, σ̂)``: the
 direction is unbiased, the scale is not, so ``normalize=1`` rows are labelled ``biased``.  (The
@@ -49,19 +50,22 @@ from rpbench.tasks.base import Task, Theta
 from rpbench.tasks.protocols import Conditioned
 
 BASELINE_HIDDEN = 100
-"""Tanh units of ``C_ψ``'s hidden layer: the paper's input-dependent baseline (a single hidden layer
-of 100 tanh units), also ``n_hidden=100`` in Tucker et al.'s ``_create_baseline``."""
+"""Tanh units of ``C_ψ``'s hidden layer: ``n_hidden=100`` in Tucker et al.'s ``_create_baseline`` (one
+tanh layer, a linear output); Archer & Merel's Theano NVIL also uses a 100-unit hidden layer."""
 FIT_SAMPLES = 16
 """Fresh samples of z per fitting step in :meth:`Nvil.prepare` (each gives one f per unit)."""
 FIT_LR = 1e-2
-"""Adam's learning rate for ψ (Tucker et al. train the baseline at 10× the model's 1e-3)."""
+"""Adam's learning rate for ψ: Tucker et al. train the baseline at 10× the model's learning rate
+(``rpbench train``'s default is 1e-3)."""
 FIT_STEPS = 100
 """Default fitting steps at the measured state.  Measured (default discrete-vae and bernoulli-vae,
 K = 1000 estimates of n = 1, the encoder's variance with its 95% interval): the variance falls from
 0.404 and 57.6 (untrained: c at the pilot mean) to 0.343 and 39.8 after 25 steps, and is flat from
-50 steps on (0.329–0.339 and 38.7–39.5, overlapping intervals, up to 400 steps); 100 is on the plateau."""
+50 steps on (0.329–0.339 and 38.7–39.6, overlapping intervals, up to 800 steps); 100 is on the plateau."""
 SIGNAL_DECAY = 0.8
-"""Decay α of the running mean ``c`` and of the running squared signal ``σ̂²`` (the paper's α = 0.8)."""
+"""Decay α of the running mean ``c`` and of the running squared signal ``σ̂²`` (the paper's Algorithm 1
+keeps both as exponential moving averages; 0.8 is the paper's α as we know it, not checked against a
+stored copy; Archer & Merel's Theano NVIL takes α as a setting)."""
 
 
 def zero_or_one(value: Number) -> str | None:
@@ -88,11 +92,11 @@ class Nvil(Estimator):
     """NVIL: score function with the baseline ``c + C_ψ(x_u)`` fitted to each unit's objective.
 
     Mnih & Gregor (2014), "Neural Variational Inference and Learning in Belief Networks", ICML,
-    §3 (eq. 9–11, Algorithm 1).  Unbiased with ``normalize=0`` (the default); ``normalize=1``
-    divides the estimate by ``max(1, σ̂)`` (§3.3), which biases its scale (not its direction),
-    and labels the rows biased.  Where the task offers inputs
-    (:class:`~rpbench.tasks.protocols.Conditioned`) ``C_ψ`` reads them; otherwise the baseline
-    is the scalar ``c``.  See the module's docstring for the fitting.
+    §3 and Algorithm 1.  Unbiased with ``normalize=0`` (the default); ``normalize=1`` divides the
+    estimate by ``max(1, σ̂)`` (the paper's variance normalisation), which biases its scale (not
+    its direction), and labels the rows biased.  Where the task offers inputs
+    (:class:`~rpbench.tasks.protocols.Conditioned`) ``C_ψ`` reads them; otherwise the baseline is
+    the scalar ``c``.  See the module's docstring for the fitting.
     """
 
     name = "nvil"
