@@ -59,8 +59,9 @@ SMALL: dict[str, list[dict[str, str]]] = {
 }
 """Small configurations as `--param` strings, each family in both precisions (its default first);
 a task not named here runs at its defaults."""
-SHORT_SETUP = {"tune_steps": 3, "pilot": 16}
-"""Estimator parameters that only lengthen the set-up (REBAR/RELAX tuning, the optimal baseline's pilot)."""
+SHORT_SETUP = {"tune_steps": 3, "pilot": 16, "fit_steps": 3}
+"""Estimator parameters that only lengthen the set-up (REBAR/RELAX tuning, the optimal baseline's pilot,
+NVIL's fitting)."""
 
 load_builtins()
 CONFIGS = [(name, overrides) for name in TASKS for overrides in SMALL.get(name, [{}])]

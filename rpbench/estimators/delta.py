@@ -3,8 +3,9 @@
 ``h(x) = f(μ̂) + ∇f(μ̂)ᵀ(x − μ̂) + ½ (x − μ̂)ᵀ H(μ̂) (x − μ̂)`` with ``μ̂ = stop_grad(μ)`` has a
 closed-form Gaussian expectation ``E_q[h] = f(μ̂) + ∇f(μ̂)ᵀ(μ − μ̂) + ½ (μ − μ̂)ᵀH(μ − μ̂)
 + ½ Σ_d H_dd σ_d²``, so ``β (∇θ E_q[h] − ĝ_h)`` is a zero-mean correction for any base
-estimate ``ĝ_h`` of ``∇θ E_q[h]``.  Mohamed, Rosca, Figurnov & Mnih (2020), JMLR 21(132), §7.2
-("Delta method") and §7.4; Paisley, Blei & Jordan (2012) for the score-function case.  Requires
+estimate ``ĝ_h`` of ``∇θ E_q[h]``.  Mohamed, Rosca, Figurnov & Mnih (2020), JMLR 21(132), §8.1
+("Delta Method Control Variates", the case study that defines it) and §7.4.3 ("Designing Control
+Variates": delta methods); Paisley, Blei & Jordan (2012) for the score-function case.  Requires
 :class:`~rpbench.tasks.protocols.GaussianLatent` (groups ``mu`` and ``sigma``; f of one unit at
 points ``(..., D)``).
 """
@@ -58,12 +59,12 @@ class ScoreDelta(Estimator):
     """Score function with the delta-method control variate.
 
     ``ĝ = (1/n) Σ_i (f(z_i) − β h(z_i)) ∇θ log q(z_i) + β ∇θ E_q[h]``.
-    Mohamed et al. (2020), JMLR 21(132), §7.2; Paisley, Blei & Jordan (2012), ICML.
+    Mohamed et al. (2020), JMLR 21(132), §8.1; Paisley, Blei & Jordan (2012), ICML.
     """
 
     name = "score+delta"
     summary = "score function, delta-method (2nd-order Taylor) control variate"
-    reference = "Mohamed et al. 2020 §7.2; Paisley et al. 2012"
+    reference = "Mohamed et al. 2020 §8.1; Paisley et al. 2012"
     needs = frozenset({"log-prob", "gaussian", "differentiable"})
     params = (BETA,)
 
@@ -87,13 +88,13 @@ class PathwiseDelta(Estimator):
 
     ``ĝ = (1/n) Σ_i ∇θ [f(g_θ(ε_i)) − β h(g_θ(ε_i))] + β ∇θ E_q[h]``: the pathwise gradient
     minus its first-order Taylor approximation, plus that approximation's mean.
-    Mohamed et al. (2020), JMLR 21(132), §7.2; Miller et al. (2017), "Reducing reparameterization
+    Mohamed et al. (2020), JMLR 21(132), §8.1; Miller et al. (2017), "Reducing reparameterization
     gradient variance", NeurIPS.
     """
 
     name = "pathwise+delta"
     summary = "pathwise, delta-method (2nd-order Taylor) control variate"
-    reference = "Mohamed et al. 2020 §7.2; Miller et al. 2017"
+    reference = "Mohamed et al. 2020 §8.1; Miller et al. 2017"
     needs = frozenset({"reparameterizable", "gaussian", "differentiable"})
     params = (BETA,)
 

@@ -149,7 +149,7 @@ class GaussianLatent(Protocol):
     standard normal ``(*S, D)`` and ``sample`` is ``μ + σ ε``.  The objective takes points of
     shape ``(..., D)`` with any leading axes (measure-valued derivatives evaluate it on ``(K, n,
     D, D)`` blocks, the delta method at ``μ``) and returns ``(..., 1)``.  Mohamed et al. (2020),
-    JMLR 21(132), §6 (MVD) and §7.2 (delta method) assume this form.
+    JMLR 21(132), §6 (MVD) and §8.1 (delta method) assume this form.
     """
 
     dim: int

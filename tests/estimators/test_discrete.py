@@ -2,7 +2,7 @@
 
 A conformance test across estimators; each family's own properties (and a deliberately wrong
 variant that fails each check) are in its module's tests: test_arm.py, test_indecater.py,
-test_muprop.py, test_rebar.py, test_relaxed.py, test_score.py (and test_straight_through.py for the
+test_muprop.py, test_nvil.py, test_rebar.py, test_relaxed.py, test_score.py (and test_straight_through.py for the
 biased ST and ReinMax, whose exact bias it computes).  The VAEs run in float32 (their default) and
 float64, each against the truth enumerated in its own precision (the slowest float64 cases, REBAR's and the categorical
 RELAX, are marked slow).
@@ -40,6 +40,7 @@ def test_the_expected_estimators_apply() -> None:
     assert applicable(categorical()) == [
         "indecater",
         "muprop",
+        "nvil",
         "rebar",
         "relax",
         "score",
@@ -52,6 +53,7 @@ def test_the_expected_estimators_apply() -> None:
         "disarm",
         "indecater",
         "muprop",
+        "nvil",
         "rebar",
         "relax",
         "score",
