@@ -47,7 +47,7 @@ def estimators_table(estimators: Mapping[str, type[Estimator]]) -> Table:
             name,
             "\n".join(_param_text(p) for p in cls.params) or "–",
             ", ".join(needs),
-            "yes" if cls.biased else "no",
+            "yes" if cls.biased else (f"with {cls.biased_when}" if cls.biased_when else "no"),
             cls.cost,
             cls.reference,
         )

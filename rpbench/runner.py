@@ -238,7 +238,7 @@ def cell_keys(cell: Cell, samples: int, batch: int, seed: int, estimator_params:
     return {
         "task": task.name,
         "estimator": estimator.name,
-        "biased": estimator.biased,
+        "biased": estimator.is_biased(),
         "group": None,
         "samples": samples,
         "batch": batch,

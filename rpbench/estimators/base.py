@@ -47,6 +47,9 @@ class Estimator(ABC):
     needs: ClassVar[frozenset[str]] = frozenset()
     min_batch: ClassVar[int] = 1
     biased: ClassVar[bool] = False
+    biased_when: ClassVar[str] = ""
+    """The configurations that are biased where the estimator is not biased in every one (``list``
+    shows it; :meth:`is_biased` decides for a configuration)."""
     cost: ClassVar[str] = "n"
     """Evaluations of f per estimate as ``list`` shows them, in ``n`` (samples per estimate) and the
     task's sizes (``D``, ``L``, ``C``); :meth:`evaluations` computes the number for a task."""
@@ -64,6 +67,11 @@ class Estimator(ABC):
         if batch < cls.min_batch:
             return f"needs --batch >= {cls.min_batch} samples per estimate; got --batch {batch}"
         return None
+
+    def is_biased(self) -> bool:
+        """Whether this configuration is biased by construction (the results' ``biased`` column):
+        :attr:`biased`, unless a parameter makes it so (:attr:`biased_when`)."""
+        return type(self).biased
 
     def evaluations(self, task: Task, batch: int) -> int:
         """Evaluations of the objective f per estimate of ``batch`` samples: the unit of equal-cost

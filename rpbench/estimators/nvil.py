@@ -73,20 +73,6 @@ def zero_or_one(value: Number) -> str | None:
     return None if value in (0, 1) else "0 or 1"
 
 
-class _ScaleBiased:
-    """``biased``: ``False`` on the class (``list``, the applicability tables), and on an instance
-    whether its configuration divides the estimate by ``max(1, σ̂)`` (``normalize=1``).
-
-    The results' ``biased`` column is read from the instance (:func:`rpbench.runner.cell_keys`),
-    so ``normalize=1`` rows are marked biased by construction and ``normalize=0`` rows are not.
-    """
-
-    def __get__(self, instance: Estimator | None, owner: type) -> bool:
-        if instance is None:
-            return False
-        return bool(int(instance.config.get("normalize", 0)))
-
-
 @register_estimator
 class Nvil(Estimator):
     """NVIL: score function with the baseline ``c + C_ψ(x_u)`` fitted to each unit's objective.
@@ -103,7 +89,7 @@ class Nvil(Estimator):
     summary = "score function, learned input-dependent baseline c + C_psi(x) (NVIL); normalize=1: scale-biased"
     reference = "Mnih & Gregor 2014 §3"
     needs = frozenset({"log-prob"})
-    biased = _ScaleBiased()
+    biased_when = "normalize=1"
     params = (
         ParamSpec(
             "baseline_hidden",
@@ -132,6 +118,10 @@ class Nvil(Estimator):
     )
 
     # -- the baseline ------------------------------------------------------------------------------
+    def is_biased(self) -> bool:
+        """``normalize=1`` divides the estimate by ``max(1, σ̂)``: the right direction at the wrong scale."""
+        return bool(int(self.config.get("normalize", 0)))
+
     def prepare(self, task: Task, batch: int, generator: torch.Generator) -> None:
         """Fresh baseline at the current state: ``c`` and ``σ̂²`` from one pilot draw (the mean and the
         mean squared deviation of f), ``C_ψ`` with a zero output layer, then ``fit_steps`` fitting steps."""

@@ -129,7 +129,7 @@ def curve_row(cell: Cell, request: TrainPlan, job: RunJob, estimator_params: Seq
     return {
         "task": task.name,
         "estimator": estimator.name,
-        "biased": estimator.biased,
+        "biased": estimator.is_biased(),
         "seed": job.seed,
         "device": str(task.device),
         "batch": request.batch,

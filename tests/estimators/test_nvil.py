@@ -109,8 +109,8 @@ def test_normalisation_divides_the_expectation_by_max_1_sigma() -> None:
 
 
 def test_biased_is_false_on_the_class_and_true_where_normalize_is_on() -> None:
-    assert Nvil.biased is False
-    assert nvil().biased is False and nvil(normalize=1).biased is True
+    assert Nvil.biased is False and Nvil.biased_when == "normalize=1"
+    assert nvil().is_biased() is False and nvil(normalize=1).is_biased() is True
 
 
 def test_adapt_is_one_fitting_step_and_a_checkpoint_resumes_exactly() -> None:
@@ -188,3 +188,13 @@ def test_contract_needs_prepare_costs_n_and_declares_what_it_needs() -> None:
     assert Nvil.needs == frozenset({"log-prob"}) and Nvil.cost == "n"
     assert estimator.evaluations(task, 7) == 7
     assert Nvil.why_not(vae("vae", latents=2), 1) is None  # any latent with log q (Gaussian too)
+
+
+def test_the_rows_of_a_normalised_configuration_are_marked_biased() -> None:
+    from rpbench.runner import execute, parse_estimators, plan
+
+    settings = {"fn": ["quadratic"], "sigma": ["1"], "k": ["0.5"]}
+    requests = parse_estimators(["nvil:normalize=0,1,fit_steps=3"])
+    cells = plan("gaussian", settings, requests, 2, torch.device("cpu")).cells
+    rows = [row for result in execute(cells, 20, 2, 0, repeats=1) for row in result.rows]
+    assert {(row["normalize"], row["biased"]) for row in rows} == {(0, False), (1, True)}
