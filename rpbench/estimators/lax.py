@@ -61,7 +61,12 @@ class Lax(TunedControlVariate):
     def control_parameters(self, task: Task, generator: torch.Generator) -> Params:
         probe = task.sample(task.theta, task.noise(torch.Generator(device=task.device).manual_seed(0), (1,)))
         return network_parameters(
-            int(probe.shape[-1]), input_features(task), int(self.config["cv_hidden"]), generator, task.dtype, task.device
+            int(probe.shape[-1]),
+            input_features(task),
+            int(self.config["cv_hidden"]),
+            generator,
+            task.dtype,
+            task.device,
         )
 
     def draw(self, task: Task, generator: torch.Generator, samples: int, batch: int) -> tuple[torch.Tensor, ...]:

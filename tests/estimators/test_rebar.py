@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from rpbench.engine import estimate_all, flatten_groups
+from rpbench.errors import UsageError
 from rpbench.estimators.base import Estimator, per_estimate_gradients
 from rpbench.estimators.rebar import Rebar, Relax
 from rpbench.estimators.score import Score
-from rpbench.errors import UsageError
 from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
 from rpbench.registry import ESTIMATORS
 from rpbench.tasks.base import Task, Theta
