@@ -170,7 +170,7 @@ class TunedControlVariate(Estimator):
         self._cv_optimizer.load_state_dict(state["optimizer"])
 
     def tuning_loss(self, task: Task, batch: int, generator: torch.Generator) -> torch.Tensor:
-        """``‖ĝ‖²`` of the variational groups averaged over ``TUNE_LANES`` estimates, differentiable in the parameters."""
+        """``‖ĝ‖²`` of the variational groups over ``TUNE_LANES`` estimates, differentiable in the parameters."""
         noise = self.draw(task, generator, TUNE_LANES, batch)
         params = self.cv
         grads = per_estimate_gradients(
