@@ -17,6 +17,7 @@ from rpbench.estimators.rebar import Params, input_term, network, unit_inputs
 from rpbench.estimators.score import Score
 from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
 from rpbench.tasks.base import Task, Theta
+from rpbench.truth import truth_of
 from tests.conftest import bernoulli, gaussian, max_z_score, vae
 
 POINTS = [
@@ -135,3 +136,22 @@ def test_adapt_is_one_more_tuning_step() -> None:
     for key, value in tuned.cv.items():  # type: ignore[attr-defined]
         assert torch.equal(value.detach(), stepped.cv[key].detach()), key  # type: ignore[attr-defined]
     assert tuned.cv["net.2.weight"].detach().any()  # type: ignore[attr-defined]
+
+
+def _vae_bias_lo(estimator: Estimator) -> float:
+    """The encoder's 4-SE bias lower end on a small Gaussian VAE against its pathwise reference truth."""
+    task = vae("vae", latents=2, reference=8000)
+    truth = truth_of(task)
+    assert truth is not None and truth.se is not None
+    draws = flatten_groups(estimate_all(task, estimator, 2000, 2, seed=3))
+    row = summarize(
+        draws["encoder"], truth.gradient["encoder"], [1.0], level=SIGNIFICANT_LEVEL, exact_se=truth.se["encoder"]
+    )
+    return row["bias_lo"]
+
+
+def test_consistent_with_a_gaussian_vae_reference() -> None:
+    """A random c_φ on a VAE (x_u in the network's input): zero inside the 4-SE bias ball.  Only a
+    consistency check: at this K the dropped correction's bias (:class:`LaxWithoutCorrection`) is
+    also inside it, so the negative controls are the Gaussian toy's above."""
+    assert _vae_bias_lo(RandomNetworkLax({"tune_steps": 0, **SMALL})) == 0.0

@@ -181,7 +181,9 @@ class FrozenRelax(Relax):
         return 0.0
 
 
-TUNING_STEPS = 30
+TUNING_STEPS = {"rebar": 80, "relax": 200}
+"""Enough for a reduction of 15–20 % on this small VAE, beyond the CIs (REBAR: 2.07 → 1.73 [1.64, 1.83] at 60
+steps; RELAX's network, trained by the same noisy objective, needs more)."""
 
 
 def _encoder_variance(cls: type[Estimator], tune_steps: int, samples: int = 2000) -> dict[str, float]:
@@ -196,12 +198,14 @@ def _significantly_lower(tuned: dict[str, float], untuned: dict[str, float]) -> 
     return tuned["variance_hi"] < untuned["variance_lo"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("cls", "frozen"), [(Rebar, FrozenRebar), (Relax, FrozenRelax)])
 def test_tuning_lowers_the_variance_significantly(cls: type[Estimator], frozen: type[Estimator]) -> None:
     """The measured reduction, with a margin from the CIs; with a zero learning rate the same check fails."""
     untuned = _encoder_variance(cls, 0)
-    assert _significantly_lower(_encoder_variance(cls, TUNING_STEPS), untuned)
-    assert not _significantly_lower(_encoder_variance(frozen, TUNING_STEPS), untuned)
+    steps = TUNING_STEPS[cls.name]
+    assert _significantly_lower(_encoder_variance(cls, steps), untuned)
+    assert not _significantly_lower(_encoder_variance(frozen, steps), untuned)
 
 
 def test_rebar_needs_prepare() -> None:
