@@ -23,6 +23,9 @@ POINTS = [
     {"dim": 1, "mu": 1.0, "sigma": 1.0, "k": 0.5, "batch": 2},
     {"dim": 2, "mu": -0.4, "sigma": 1.6, "k": 1.3, "batch": 3},
 ]
+FAST = {"lax": {"tune_steps": 20}}
+"""Shorter tuning for estimators whose ``prepare`` tunes (any tuning is unbiased; tests/estimators/test_lax.py
+checks that tuning lowers the variance)."""
 
 
 def cases() -> list[tuple[str, str, int]]:
@@ -44,7 +47,7 @@ def test_mean_within_four_standard_errors(name: str, fn: str, point: int, dtype:
     config = dict(POINTS[point])
     batch = config.pop("batch")
     task = gaussian(fn=fn, dtype=dtype, **config)
-    draws = estimates(task, name, samples=20_000, batch=batch, seed=11)
+    draws = estimates(task, name, samples=20_000, batch=batch, seed=11, **FAST.get(name, {}))
     exact = task.exact_gradient()
     for group, values in draws.items():
         assert values.dtype == task.dtype

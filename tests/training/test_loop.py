@@ -104,4 +104,4 @@ def test_learned_control_variates_adapt_online_at_every_step(monkeypatch: pytest
     assert [p.status for p in points] == ["ok"] * 3 and len(calls) == 8  # once after every step
     initial = estimator("rebar", tune_steps=0)
     initial.prepare(task, 2, torch.Generator().manual_seed(0))
-    assert not torch.equal(rebar.cv["eta"].detach(), initial.cv["eta"].detach())  # type: ignore[attr-defined]
+    assert not torch.equal(rebar.cv["rho"].detach(), initial.cv["rho"].detach())  # type: ignore[attr-defined]
