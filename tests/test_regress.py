@@ -62,11 +62,12 @@ def test_the_committed_baseline_loads_and_has_the_columns_the_ci_suite_plans_tod
     import rpbench
     from rpbench.runner import plan_columns
     from rpbench.suite import load_suite
-    from rpbench.sweep import plan_entries
+    from rpbench.sweep import all_jobs, plan_entries
 
     root = Path(__file__).resolve().parents[1]
     baseline = rpbench.load(root / "results" / "baseline" / "ci.csv")
     entries = load_suite(root / "tasks" / "ci.toml").entries
-    planned = plan_columns(plan_entries(entries, torch.device("cpu"), "tasks/ci.toml"))
-    assert baseline.meta["columns"] == [column.to_json() for column in planned]
-    assert set(baseline.results["status"]) == {"ok"} and len(baseline.results) == 94
+    plans = plan_entries(entries, torch.device("cpu"), "tasks/ci.toml")
+    assert baseline.meta["columns"] == [column.to_json() for column in plan_columns(plans)]
+    rows = sum(len(job.cell.task.theta) for job in all_jobs(entries, plans))  # one row per cell and group
+    assert set(baseline.results["status"]) == {"ok"} and len(baseline.results) == rows
