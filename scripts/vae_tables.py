@@ -1,12 +1,12 @@
 """The README's per-task VAE tables ("The VAE tasks") from run folders, through the Python API.
 
     .venv/bin/rpbench run --task discrete-vae --estimator all --out runs/d
-    .venv/bin/rpbench run --task bernoulli-vae --estimator all --batch 2 --out runs/b
-    .venv/bin/rpbench run --task vae --estimator all --out runs/v
-    .venv/bin/python scripts/vae_tables.py runs/d/* runs/b/* runs/v/*
+    .venv/bin/python scripts/vae_tables.py runs/d/*
+    .venv/bin/python scripts/vae_tables.py PAPER_RUN -w latents=20,200   # tasks/paper.toml's VAE cells
 
-For each run: its truth, K and n, then one row per estimator with the encoder's variance and
-‖bias‖ (with their intervals), the decoder's variance and the cost per estimate.
+For each task of each run (after ``-w key=value`` filters, as ``rpbench report -w``): its truth, K
+and n, then one row per estimator with the encoder's variance and ‖bias‖ (with their intervals),
+the decoder's variance and the cost per estimate.
 """
 
 from __future__ import annotations
@@ -52,12 +52,17 @@ def table(run: rpbench.Run) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run folders written by rpbench run")
+    parser.add_argument("-w", "--where", action="append", default=[], help="key=value row filter (repeatable)")
     args = parser.parse_args()
     for path in args.runs:
-        run = rpbench.load(path)
-        task = str(run.results["task"].iloc[0])
-        seconds = float(run.meta.get("seconds", math.nan))
-        print(f"**`{task}`** ({seconds:.0f} s)\n\n{table(run)}\n")
+        run = rpbench.load(path).where(args.where)
+        tasks = list(dict.fromkeys(run.results["task"].astype(str)))
+        for task in tasks:
+            rows = run.with_results(run.results[run.results["task"].astype(str) == task].reset_index(drop=True))
+            vae = rows.results[rows.results["group"].isin(["encoder", "decoder"])]
+            if vae.empty:
+                continue
+            print(f"**`{task}`**\n\n{table(rows.with_results(vae.reset_index(drop=True)))}\n")
 
 
 if __name__ == "__main__":
