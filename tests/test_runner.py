@@ -58,7 +58,7 @@ def test_all_runs_every_applicable_estimator_and_records_what_it_skipped() -> No
     by_fn: dict[str, set[str]] = {}
     for cell in the_plan.cells:
         by_fn.setdefault(cell.task.config["fn"], set()).add(cell.estimator.name)
-    scores = {"score", "score+ma", "score+opt", "nvil"}
+    scores = {"score", "score+ma", "score+opt", "nvil", "lax"}
     assert by_fn["cos"] == {"pathwise", *scores, "score+delta", "pathwise+delta", "mvd"}
     assert by_fn["step"] == {"pathwise", *scores, "mvd"}
     assert any("score+loo" in s and "--batch >= 2" in s for s in the_plan.skipped)
