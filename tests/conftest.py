@@ -138,3 +138,16 @@ def exit_code(args: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def assert_one_estimate_is_lane_zero(task: Task, estimator: Estimator) -> None:
+    """One estimate (a training step: plain autograd, no vmap) equals lane 0 of K = 2 on the same noise,
+    and another seed gives another estimate."""
+    from rpbench.engine import flatten_groups
+
+    one = flatten_groups(estimator.estimate(task, 1, 3, torch.Generator().manual_seed(4)))
+    two = flatten_groups(estimator.estimate(task, 2, 3, torch.Generator().manual_seed(4)))
+    for group in one:
+        torch.testing.assert_close(one[group][0], two[group][0], rtol=1e-9, atol=1e-12)
+    other = flatten_groups(estimator.estimate(task, 1, 3, torch.Generator().manual_seed(5)))
+    assert not torch.allclose(one["encoder"], other["encoder"])

@@ -18,7 +18,7 @@ from rpbench.estimators.indecater import IndeCateR, substituted, value_probabili
 from rpbench.metrics import summarize
 from rpbench.tasks.base import Task, Theta
 from rpbench.tasks.protocols import RelaxableLatent
-from tests.conftest import bernoulli, bias_lo, categorical, estimates, vae
+from tests.conftest import assert_one_estimate_is_lane_zero, bernoulli, bias_lo, categorical, estimates, vae
 
 
 class ShiftedIndeCateR(IndeCateR):
@@ -95,9 +95,4 @@ def test_declares_what_it_needs_and_costs() -> None:
 def test_a_single_estimate_is_the_batched_ones_first(make) -> None:
     """One estimate (a training step: plain autograd, no vmap) equals lane 0 of K = 2 on the same noise."""
     task, estimator = make("float64"), IndeCateR()
-    one = flatten_groups(estimator.estimate(task, 1, 3, torch.Generator().manual_seed(4)))
-    two = flatten_groups(estimator.estimate(task, 2, 3, torch.Generator().manual_seed(4)))
-    for group in one:
-        torch.testing.assert_close(one[group][0], two[group][0], rtol=1e-9, atol=1e-12)
-    other = flatten_groups(estimator.estimate(task, 1, 3, torch.Generator().manual_seed(5)))
-    assert not torch.allclose(one["encoder"], other["encoder"])  # and another seed, another estimate
+    assert_one_estimate_is_lane_zero(task, estimator)

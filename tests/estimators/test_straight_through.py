@@ -23,7 +23,7 @@ from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
 from rpbench.registry import ESTIMATORS, load_builtins
 from rpbench.tasks.base import Task
 from rpbench.truth import truth_of
-from tests.conftest import bernoulli, categorical, estimates, max_z_score, vae
+from tests.conftest import assert_one_estimate_is_lane_zero, bernoulli, categorical, estimates, max_z_score, vae
 
 load_builtins()
 SAMPLES = 3000
@@ -157,9 +157,4 @@ def test_both_are_declared_biased_and_need_a_relaxable_task() -> None:
 def test_a_single_estimate_is_the_batched_ones_first(make) -> None:
     """One estimate (a training step: plain autograd, no vmap) equals lane 0 of K = 2 on the same noise."""
     task, estimator = make("float64"), ReinMax({"tau": 1.5})
-    one = flatten_groups(estimator.estimate(task, 1, 3, torch.Generator().manual_seed(4)))
-    two = flatten_groups(estimator.estimate(task, 2, 3, torch.Generator().manual_seed(4)))
-    for group in one:
-        torch.testing.assert_close(one[group][0], two[group][0], rtol=1e-9, atol=1e-12)
-    other = flatten_groups(estimator.estimate(task, 1, 3, torch.Generator().manual_seed(5)))
-    assert not torch.allclose(one["encoder"], other["encoder"])  # and another seed, another estimate
+    assert_one_estimate_is_lane_zero(task, estimator)
