@@ -120,7 +120,16 @@ def test_runs_on_two_dask_workers_give_the_serial_curves(tmp_path: Path) -> None
     pytest.importorskip("distributed")
     curves, measured = {}, {}
     for name, extra in (("serial", []), ("parallel", ["--workers", "2"])):
-        args = [*PARALLEL, "-e", "rebar,gumbel,score+loo", "--measure", "10", *extra, "--out", str(tmp_path / name)]
+        args = [
+            *PARALLEL,
+            "-e",
+            "rebar:tune_steps=5,gumbel,score+loo",
+            "--measure",
+            "10",
+            *extra,
+            "--out",
+            str(tmp_path / name),
+        ]
         assert exit_code(args) == 0
         (run_dir,) = list((tmp_path / name).iterdir())
         curves[name] = pd.read_csv(run_dir / "curves.csv").drop(columns="seconds")

@@ -21,7 +21,7 @@ from rpbench.training.runs import CURVES_FILE
 from tests.conftest import exit_code
 
 # REBAR learns its control variate online (its Adam state is in the checkpoint); Gumbel does not
-ARGS = ["train", "-e", "gumbel,rebar", "-p", "latents=2", "-p", "categories=3", "-p", "hidden=16"]
+ARGS = ["train", "-e", "gumbel,rebar:tune_steps=5", "-p", "latents=2", "-p", "categories=3", "-p", "hidden=16"]
 PLAN = [*ARGS, "-n", "2", "--steps", "30", "--eval-every", "5", "--seeds", "0,1", "--eval-samples", "8", "-q"]
 TIMING = ["seconds"]
 
@@ -94,7 +94,8 @@ def test_a_run_stopped_at_any_point_continues_from_its_checkpoint_exactly(
         if len(rows) == stop_after:
             raise Stop
 
-    kwargs = {"estimators": "gumbel,rebar", "params": {"latents": 2, "categories": 3, "hidden": 16}, "steps": 30}
+    params = {"latents": 2, "categories": 3, "hidden": 16}
+    kwargs = {"estimators": "gumbel,rebar:tune_steps=5", "params": params, "steps": 30}
     with pytest.raises(Stop):
         rpbench.train(**kwargs, eval_every=5, seeds=[0, 1], batch=2, eval_samples=8, out=tmp_path, on_point=stop)  # type: ignore[arg-type]
     (run_dir,) = list(tmp_path.iterdir())
