@@ -186,6 +186,10 @@ class _TwoParameterTask(Task):
         }
 
 
+DIM = ParamSpec("dim", int, 1, "dimension D of z", check=at_least(1), expect="an integer >= 1")
+"""Both families' dimension: independent coordinates with the same parameters."""
+
+
 def _fn_params(default_k: float) -> tuple[ParamSpec, ...]:
     return (
         ParamSpec("fn", str, ("linear", "quadratic", "log"), "test function g", choices=("linear", "quadratic", "log")),
@@ -206,7 +210,7 @@ class GammaTask(_TwoParameterTask):
     groups = ("alpha", "beta")
     functions = GAMMA_FUNCTIONS
     params = (
-        ParamSpec("dim", int, 1, "dimension D of z", check=at_least(1), expect="an integer >= 1"),
+        DIM,
         ParamSpec("alpha", float, (0.5, 2.0), "shape α (every coordinate)", check=positive, expect="a number > 0"),
         ParamSpec("beta", float, 1.0, "rate β (every coordinate; mean α/β)", check=positive, expect="a number > 0"),
         *_fn_params(1.0),
@@ -237,7 +241,7 @@ class BetaTask(_TwoParameterTask):
     groups = ("a", "b")
     functions = BETA_FUNCTIONS
     params = (
-        ParamSpec("dim", int, 1, "dimension D of z", check=at_least(1), expect="an integer >= 1"),
+        DIM,
         ParamSpec("a", float, (0.5, 2.0), "first shape a (every coordinate)", check=positive, expect="a number > 0"),
         ParamSpec("b", float, 2.0, "second shape b (every coordinate)", check=positive, expect="a number > 0"),
         *_fn_params(0.5),
