@@ -116,3 +116,9 @@ class Bernoulli:
         above = F.softplus(logits + log_v) - log_not_v
         below = log_v - F.softplus(log_not_v - logits)
         return torch.where(b > 0, above, below)
+
+
+def log_mean_exp(log_w: torch.Tensor) -> torch.Tensor:
+    """``log (1/M) Σ_m exp(log_w_m)`` over the last axis of M log weights, computed stably: one
+    evaluation of the M-sample importance-weighted bound (Burda, Grosse & Salakhutdinov 2016)."""
+    return torch.logsumexp(log_w, -1) - math.log(log_w.shape[-1])

@@ -2,4 +2,4 @@
 
 # Import order is the order of columns in summaries: base estimators first, then control variates.
 from rpbench.estimators import pathwise, score, nvil, delta, mvd, relaxed, straight_through  # noqa: F401, I001
-from rpbench.estimators import rebar, lax, muprop, arm, indecater  # noqa: F401
+from rpbench.estimators import rebar, lax, muprop, arm, indecater, vimco, dreg  # noqa: F401

@@ -70,6 +70,10 @@ CAPABILITIES: dict[str, str] = {
         "the latents are Bernoulli with logistic noise, so antithetic pairs apply (ARM, DisARM); "
         "protocol BernoulliLatent"
     ),
+    "importance-weighted": (
+        "the objective's unit is log (1/M) Σ_m w_m over M particles with per-particle log weights "
+        "log w_m = log p(x, z_m) − log q(z_m | x) (VIMCO, DReG); protocol ImportanceWeighted"
+    ),
 }
 """Capability → meaning.  A capability that implies methods names its protocol (the classes in
 :mod:`rpbench.tasks.protocols`, mapped in :data:`rpbench.tasks.protocols.PROTOCOLS`).  Every

@@ -169,6 +169,34 @@ class GaussianLatent(Protocol):
 
 
 @runtime_checkable
+class ImportanceWeighted(Protocol):
+    """Capability ``importance-weighted``: each unit's objective is built from M particles' log weights.
+
+    A sample of such a task holds ``M = particles`` independent particles per unit, laid out along
+    the latent-variable axis (particle-major: variable ``m·L + l`` is variable ``l`` of particle
+    ``m``), so estimators that treat the latents as independent variables see the M-fold product
+    distribution.  With ``M ≥ 2`` the unit's objective is the importance-weighted bound
+    ``log (1/M) Σ_m w_m`` (Burda, Grosse & Salakhutdinov 2016); with ``M = 1`` it is the ELBO (with
+    whatever closed-form terms the task uses), whose expectation equals ``E[log w]``.  Estimators
+    designed for the bound (VIMCO: Mnih & Rezende 2016; DReG: Tucker, Lawson, Gu & Maddison 2019)
+    read the per-particle terms; shapes: ``z`` is ``(*S, *latent_shape)``, the results ``(*S, U, M)``.
+    """
+
+    @property
+    def particles(self) -> int:
+        """The number of particles ``M`` per unit (1: the ELBO)."""
+        ...
+
+    def particle_log_joint(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        """``log p_θ(x_u, z_um)`` per unit and particle: ``(*S, U, M)``; differentiable in θ and in z."""
+        ...
+
+    def particle_log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        """``log q_θ(z_um | x_u)`` per unit and particle: ``(*S, U, M)``; differentiable in θ and in z."""
+        ...
+
+
+@runtime_checkable
 class Amortized(Protocol):
     """Optional hook: a noise-free part of θ (a VAE's encoder) can be run once for all K estimates.
 
@@ -280,6 +308,7 @@ PROTOCOLS: dict[str, type] = {
     "categorical": CategoricalLatent,
     "bernoulli": BernoulliLatent,
     "gaussian": GaussianLatent,
+    "importance-weighted": ImportanceWeighted,
 }
 """Capability → the protocol a task that offers it implements."""
 

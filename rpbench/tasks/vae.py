@@ -6,7 +6,16 @@ fixed minibatch of real images (one *unit* per image)::
     L(θ) = mean_u  E_{q(z|x_u)} [ log p(x_u | z) ] − KL(q(z|x_u) ‖ p(z))
 
 with the KL in closed form (uniform categorical, Bernoulli(½) or N(0, I) prior) and a Bernoulli
-likelihood.  The gradient groups are the ``encoder`` (where the estimator matters) and the
+likelihood.  With ``particles = M ≥ 2`` the objective is instead the M-sample importance-weighted
+bound of Burda, Grosse & Salakhutdinov (2016), one bound per image::
+
+    L_M(θ) = mean_u  E_{z_1..z_M ~ q(·|x_u)} [ log (1/M) Σ_m p(x_u, z_m) / q(z_m | x_u) ]
+
+(``L_1`` is the ELBO; ``L_M`` rises with M towards ``log p(x_u)``).  One sample then holds the M
+particles of every image side by side on the latent-variable axis (``M·L`` variables, particle
+major), so every estimator sees the M-fold product distribution as one larger latent: the
+estimators of the ELBO apply unchanged and stay unbiased where they were, and
+:class:`~rpbench.tasks.protocols.ImportanceWeighted` gives VIMCO and DReG the per-particle terms.  The gradient groups are the ``encoder`` (where the estimator matters) and the
 ``decoder`` parameters.  The model state is the initialisation drawn from ``model_seed``, or that
 state after ``steps`` Adam steps (lr 1e-3) on random training minibatches with the task's stated
 training estimator; the measured minibatch is the first ``minibatch`` training images.  Training
@@ -16,7 +25,9 @@ estimators (:func:`rpbench.training.warm_up`, called when a run is planned) load
 
 Truth: when ``minibatch × |latent space| ≤ 2²¹`` the ELBO and its gradient are computed exactly by
 enumerating every latent configuration (e.g. 2×4 categorical, up to 16 Bernoulli latents at
-minibatch 32).  Otherwise the truth is a reference gradient averaged from ``reference`` samples
+minibatch 32).  The bound ``L_M`` needs the M-fold product space, ``|Z|^M`` tuples per image, so it
+is enumerated while ``minibatch × |Z|^M ≤ 2²¹`` (e.g. 4 Bernoulli latents with M = 4 at minibatch
+32); the decoder runs once per configuration and the tuples only combine those terms.  Otherwise the truth is a reference gradient averaged from ``reference`` samples
 of the task's unbiased reference estimator, with its standard error carried into the bias CI.
 
 Precision: ``dtype`` (float32 by default, or float64) is that of the model state, the images, the
@@ -45,7 +56,7 @@ from torch import nn
 from torch.func import functional_call, vjp, vmap
 
 from rpbench.data import BINARIZATIONS, binarize, load_dataset
-from rpbench.distributions import Bernoulli, Categorical
+from rpbench.distributions import Bernoulli, Categorical, log_mean_exp
 from rpbench.errors import UsageError
 from rpbench.params import ParamSpec, at_least
 from rpbench.tasks.base import Task, Theta, dtype_param
@@ -54,6 +65,7 @@ from rpbench.tasks.protocols import (
     BernoulliLatent,
     CategoricalLatent,
     Conditioned,
+    ImportanceWeighted,
     ModelState,
     ReferenceTruth,
     RelaxableLatent,
@@ -111,6 +123,16 @@ HIDDEN2 = ParamSpec(
 )
 
 DTYPE = dtype_param("float32")
+
+PARTICLES = ParamSpec(
+    "particles",
+    int,
+    1,
+    "particles M of the importance-weighted bound per image (1: the ELBO; Burda et al. 2016)",
+    check=at_least(1),
+    expect="an integer >= 1",
+    neutral=True,  # added later: at 1 the seeds (and so every published number) stay as they were
+)
 
 
 def hidden_sizes(config: Mapping[str, object]) -> list[int]:
@@ -230,7 +252,7 @@ def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class VAETask(Task, Amortized, Conditioned, ReferenceTruth, Trainable):
+class VAETask(Task, Amortized, Conditioned, ImportanceWeighted, ReferenceTruth, Trainable):
     """Shared machinery: data, networks, the ELBO, enumeration, and what training needs."""
 
     variational_groups = ("encoder",)
@@ -375,6 +397,36 @@ class VAETask(Task, Amortized, Conditioned, ReferenceTruth, Trainable):
     def units(self) -> int:
         return self.minibatch
 
+    # -- the importance-weighted bound (see rpbench.tasks.protocols.ImportanceWeighted) -------------
+    @property
+    def particles(self) -> int:
+        return int(self.config.get("particles", 1))
+
+    def tile_particles(self, per_unit: torch.Tensor) -> torch.Tensor:
+        """One particle's per-unit latent parameters ``(U, L, …)`` repeated for the M particles along
+        the variable axis: ``(U, M·L, …)`` (the tensor itself where M = 1)."""
+        if self.particles == 1:
+            return per_unit
+        return per_unit.repeat(1, self.particles, *[1] * (per_unit.dim() - 2))
+
+    def particle_view(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents ``(*S, U, M·L, …)`` as M single-particle samples ``(M, *S, U, L, …)``."""
+        lead = z.dim() - self.event_dims  # the variable axis
+        split = z.reshape(*z.shape[:lead], self.particles, -1, *z.shape[lead + 1 :])
+        return split.movedim(lead, 0)
+
+    def particle_log_joint(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        """``log p(x_u, z_um)``: ``(*S, U, M)``."""
+        return self.log_joint(theta, self.particle_view(z)).movedim(0, -1)
+
+    def particle_log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        """``log q(z_um | x_u)``: ``(*S, U, M)``."""
+        return self.single_log_prob(theta, self.particle_view(z)).movedim(0, -1)
+
+    def single_log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        """``log q(z_u | x_u)`` of single-particle latents ``(..., U, L, …)``: ``(..., U)``."""
+        raise NotImplementedError
+
     @property
     def inputs(self) -> torch.Tensor:
         """The minibatch being measured (or trained on, inside :meth:`evaluated_at`): ``(U, pixels)``."""
@@ -420,6 +472,8 @@ class VAETask(Task, Amortized, Conditioned, ReferenceTruth, Trainable):
         raise NotImplementedError
 
     def objective(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        if self.particles > 1:  # the importance-weighted bound of each unit
+            return log_mean_exp(self.particle_log_joint(theta, z) - self.particle_log_prob(theta, z))
         encoder = theta["encoder"]
         if not isinstance(encoder, torch.Tensor) or encoder.grad_fn is not None:
             # θ itself, or θ from `encoded` (one estimate, plain autograd: the output is computed
@@ -443,7 +497,8 @@ class VAETask(Task, Amortized, Conditioned, ReferenceTruth, Trainable):
 
     @property
     def enumerable(self) -> bool:
-        return self.minibatch * self.latent_space_size() <= ENUMERATION_LIMIT
+        """Whether ``minibatch × |Z|^M`` (the tuples of M particles per image) is within the limit."""
+        return self.minibatch * self.latent_space_size() ** self.particles <= ENUMERATION_LIMIT
 
     def all_latents(self) -> torch.Tensor:
         """Every latent configuration, ``(|Z|, latent...)``."""
@@ -460,14 +515,33 @@ class VAETask(Task, Amortized, Conditioned, ReferenceTruth, Trainable):
             total = total + (weights * self.log_likelihood(theta, z)).sum()
         return total / self.minibatch - self.kl(theta).mean()
 
+    def configuration_terms(self, theta: Theta, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+        """``log q(z|x_u)`` and ``log w(z) = log p(x_u, z) − log q(z|x_u)`` of every single-particle
+        configuration z: two ``(|Z|, U)`` tensors, differentiable in θ."""
+        configs = self.all_latents()
+        log_q, log_w = [], []
+        for start in range(0, configs.shape[0], chunk):
+            z = configs[start : start + chunk]
+            z = z.unsqueeze(1).expand(z.shape[0], self.minibatch, *z.shape[1:])  # (chunk, U, latent...)
+            q = self.single_log_prob(theta, z)
+            log_q.append(q)
+            log_w.append(self.log_joint(theta, z) - q)
+        return torch.cat(log_q), torch.cat(log_w)
+
     def _enumerate(self) -> tuple[Theta, float]:
         if self._exact is None:
             theta = {g: {k: v.detach().requires_grad_(True) for k, v in p.items()} for g, p in self.theta.items()}
-            elbo = self.enumerated_elbo(theta)
             leaves = [v for p in theta.values() for v in p.values()]
-            grads = iter(torch.autograd.grad(elbo, leaves))
+            if self.particles == 1:
+                elbo = self.enumerated_elbo(theta)
+                value, grads = float(elbo.detach()), iter(torch.autograd.grad(elbo, leaves))
+            else:  # the bound: per-configuration terms once, then their expectation over the M-tuples
+                log_q, log_w = self.configuration_terms(theta)
+                bound, slopes = product_expectation(log_q.detach(), log_w.detach(), self.particles)
+                cotangents = tuple(s.to(log_q.dtype) for s in slopes)
+                value, grads = bound, iter(torch.autograd.grad((log_q, log_w), leaves, cotangents))
             gradient = {g: {k: next(grads) for k in p} for g, p in theta.items()}
-            self._exact = (gradient, float(elbo.detach()))
+            self._exact = (gradient, value)
         return self._exact
 
     @property
@@ -487,7 +561,15 @@ class _RelaxableVAE(VAETask, RelaxableLatent):
     latent: ClassVar[type[Categorical] | type[Bernoulli]]
 
     def logits(self, theta: Theta) -> torch.Tensor:
+        """The logits of every variable of a sample, ``latent_shape`` (one particle's, tiled M times)."""
+        return self.tile_particles(self.unit_logits(theta))
+
+    def unit_logits(self, theta: Theta) -> torch.Tensor:
+        """The logits of one particle of each unit: ``(U, L, …)``."""
         raise NotImplementedError
+
+    def single_log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        return self.latent.log_prob(self.unit_logits(theta), z)
 
     def noise(self, generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
         return self.latent.perturbation(generator, (*shape, *self.latent_shape), self.dtype, self.device)
@@ -508,7 +590,7 @@ class _RelaxableVAE(VAETask, RelaxableLatent):
         return self.latent.log_prob(self.logits(theta), z)
 
     def kl(self, theta: Theta) -> torch.Tensor:
-        return self.latent.kl_to_uniform(self.logits(theta))
+        return self.latent.kl_to_uniform(self.unit_logits(theta))
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """The uniform prior (zero logits: ``1/categories`` per variable, or Bern(1/2))."""
@@ -523,7 +605,7 @@ class DiscreteVAE(_RelaxableVAE, CategoricalLatent):
     """Categorical VAE: ``latents`` variables of ``categories`` classes (Jang, Gu & Poole 2017)."""
 
     name = "discrete-vae"
-    offers = "log-prob, relaxable, categorical"
+    offers = "log-prob, relaxable, categorical, importance-weighted"
     summary = "categorical VAE (latents x categories, uniform prior), MLP encoder/decoder, Bernoulli pixels"
     latent = Categorical
     event_dims = 2
@@ -533,13 +615,14 @@ class DiscreteVAE(_RelaxableVAE, CategoricalLatent):
         *COMMON_PARAMS,
         HIDDEN2,
         DTYPE,
+        PARTICLES,
     )
     train_estimator = ("gumbel", {"tau": 1.0}, 1)
     reference_estimator = ("score+loo", {}, 8)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
-        return (self.minibatch, int(self.config["latents"]), int(self.config["categories"]))
+        return (self.minibatch, self.particles * int(self.config["latents"]), int(self.config["categories"]))
 
     @property
     def categories(self) -> int:
@@ -547,13 +630,13 @@ class DiscreteVAE(_RelaxableVAE, CategoricalLatent):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"log-prob", "relaxable", "categorical"})
+        return frozenset({"log-prob", "relaxable", "categorical", "importance-weighted"})
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         size = int(self.config["latents"]) * int(self.config["categories"])
         return mirrored_mlps(self.pixels, size, size, self.config)
 
-    def logits(self, theta: Theta) -> torch.Tensor:
+    def unit_logits(self, theta: Theta) -> torch.Tensor:
         return self.encode(theta).reshape(self.minibatch, int(self.config["latents"]), int(self.config["categories"]))
 
     def latent_space_size(self) -> float:
@@ -573,7 +656,7 @@ class BernoulliVAE(_RelaxableVAE, BernoulliLatent):
     """
 
     name = "bernoulli-vae"
-    offers = "log-prob, relaxable, bernoulli"
+    offers = "log-prob, relaxable, bernoulli, importance-weighted"
     summary = "Bernoulli VAE (binary latents, Bern(1/2) prior), linear or nonlinear (two tanh layers)"
     latent = Bernoulli
     event_dims = 1
@@ -587,17 +670,18 @@ class BernoulliVAE(_RelaxableVAE, BernoulliLatent):
             for p in COMMON_PARAMS
         ),
         DTYPE,
+        PARTICLES,
     )
     train_estimator = ("disarm", {}, 1)
     reference_estimator = ("disarm", {}, 8)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
-        return (self.minibatch, int(self.config["latents"]))
+        return (self.minibatch, self.particles * int(self.config["latents"]))
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"log-prob", "relaxable", "bernoulli"})
+        return frozenset({"log-prob", "relaxable", "bernoulli", "importance-weighted"})
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         latents, hidden = int(self.config["latents"]), int(self.config["hidden"])
@@ -608,7 +692,7 @@ class BernoulliVAE(_RelaxableVAE, BernoulliLatent):
             _mlp([latents, hidden, hidden, self.pixels], nn.Tanh),
         )
 
-    def logits(self, theta: Theta) -> torch.Tensor:
+    def unit_logits(self, theta: Theta) -> torch.Tensor:
         return self.encode(theta)
 
     def latent_space_size(self) -> float:
@@ -624,7 +708,7 @@ class GaussianVAE(VAETask):
     """VAE with a diagonal Gaussian latent and N(0, I) prior (Kingma & Welling 2014)."""
 
     name = "vae"
-    offers = "log-prob, reparameterizable"
+    offers = "log-prob, reparameterizable, importance-weighted"
     truth = "reference (pathwise, `reference` samples)"
     summary = "Gaussian VAE (diagonal Gaussian latent, N(0, I) prior), MLP encoder/decoder, Bernoulli pixels"
     params = (
@@ -632,13 +716,14 @@ class GaussianVAE(VAETask):
         *COMMON_PARAMS,
         HIDDEN2,
         DTYPE,
+        PARTICLES,
     )
     train_estimator = ("pathwise", {}, 1)
     reference_estimator = ("pathwise", {}, 8)
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"log-prob", "reparameterizable"})
+        return frozenset({"log-prob", "reparameterizable", "importance-weighted"})
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         latents = int(self.config["latents"])
@@ -649,17 +734,18 @@ class GaussianVAE(VAETask):
         return mean, F.softplus(raw_scale) + 1e-4
 
     def noise(self, generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
-        latents = int(self.config["latents"])
+        latents = self.particles * int(self.config["latents"])
         return torch.randn(*shape, self.minibatch, latents, generator=generator, dtype=self.dtype, device=self.device)
 
     def sample(self, theta: Theta, noise: torch.Tensor) -> torch.Tensor:
-        mean, scale = self._moments(theta)
+        mean, scale = (self.tile_particles(m) for m in self._moments(theta))
         return _broadcastable(mean, noise) + _broadcastable(scale, noise) * noise
 
     def log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
-        mean, scale = self._moments(theta)
-        standard = (z - mean) / scale
-        return (-0.5 * standard**2 - torch.log(scale) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return _diagonal_normal_log_prob(*(self.tile_particles(m) for m in self._moments(theta)), z)
+
+    def single_log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
+        return _diagonal_normal_log_prob(*self._moments(theta), z)
 
     def kl(self, theta: Theta) -> torch.Tensor:
         mean, scale = self._moments(theta)
@@ -671,3 +757,41 @@ class GaussianVAE(VAETask):
 
     def latent_space_size(self) -> float:
         return math.inf
+
+
+def _diagonal_normal_log_prob(mean: torch.Tensor, scale: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``log N(z; mean, diag scale²)`` summed over the last axis."""
+    standard = (z - mean) / scale
+    return (-0.5 * standard**2 - torch.log(scale) - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+TUPLE_VALUES = 2**22
+"""Tuple-by-unit-by-particle values :func:`product_expectation` holds at once."""
+
+
+def product_expectation(
+    log_q: torch.Tensor, log_w: torch.Tensor, particles: int
+) -> tuple[float, tuple[torch.Tensor, torch.Tensor]]:
+    """The enumerated bound ``mean_u Σ_{i_1..i_M} Π_m q_u(i_m) · log (1/M) Σ_m w_u(i_m)`` and its slopes.
+
+    ``log_q`` and ``log_w`` are ``(|Z|, U)``: one particle's log-probability and log weight of each
+    configuration (:meth:`VAETask.configuration_terms`).  The sum runs over all ``|Z|^M`` ordered
+    tuples, chunk by chunk, in float64; returns the value and its gradients with respect to
+    ``log_q`` and ``log_w`` (float64, their shape), which the caller pulls back to θ.
+    """
+    size, units = log_q.shape
+    q64 = log_q.to(torch.float64).requires_grad_(True)
+    w64 = log_w.to(torch.float64).requires_grad_(True)
+    total = 0.0
+    slope_q, slope_w = torch.zeros_like(q64), torch.zeros_like(w64)
+    place = size ** torch.arange(particles, device=log_q.device)
+    chunk = max(1, TUPLE_VALUES // (particles * units))
+    count = size**particles
+    for start in range(0, count, chunk):
+        index = (torch.arange(start, min(start + chunk, count), device=log_q.device)[:, None] // place) % size
+        part = (torch.exp(q64[index].sum(1)) * log_mean_exp(w64[index].movedim(1, -1))).sum() / units
+        grad_q, grad_w = torch.autograd.grad(part, (q64, w64))
+        total += float(part.detach())
+        slope_q += grad_q
+        slope_w += grad_w
+    return total, (slope_q, slope_w)

@@ -10,7 +10,8 @@ For each eval image x and S samples z_s ~ q(z | x), with log weights
 
 Both are averaged over the task's fixed eval split; ``eval_elbo_se`` is the standard error of
 that average over images (it contains the images' spread and the Monte Carlo noise of each).
-The same S samples serve both, drawn from a generator seeded by the caller, so that every run
+A task with M particles (the importance-weighted objective) is evaluated on S single-particle
+draws all the same, so that the held-out numbers of different M are comparable.  The same S samples serve both, drawn from a generator seeded by the caller, so that every run
 and every estimator of one seed is evaluated with the same noise at the same state.
 """
 
@@ -43,10 +44,23 @@ def evaluate(task: VAETask, theta: dict, images: torch.Tensor, samples: int, gen
     for start in range(0, images.shape[0], EVAL_CHUNK):
         x = images[start : start + EVAL_CHUNK]
         with task.evaluated_at(theta, x):
-            z = task.sample(theta, task.noise(generator, (samples,)))  # (S, U, latent...)
-            log_w = (task.log_joint(theta, z) - task.log_prob(theta, z)).to(torch.float64)  # (S, U)
+            log_w = _log_weights(task, theta, samples, generator)
         elbo_parts.append(log_w.mean(0))
         iwae_parts.append(torch.logsumexp(log_w, 0) - math.log(samples))
     elbo, iwae = torch.cat(elbo_parts), torch.cat(iwae_parts)
     se = float(elbo.std() / math.sqrt(elbo.numel())) if elbo.numel() > 1 else math.nan
     return Evaluation(float(elbo.mean()), se, float(iwae.mean()))
+
+
+def _log_weights(task: VAETask, theta: dict, samples: int, generator: torch.Generator) -> torch.Tensor:
+    """``log w`` of ``samples`` single-particle draws per image, ``(S, U)`` in float64.
+
+    A task with M particles per sample draws ``ceil(S / M)`` samples and keeps the first S of their
+    particles, so that S counts draws from q whatever M is (and M = 1 draws as before).
+    """
+    if task.particles == 1:
+        z = task.sample(theta, task.noise(generator, (samples,)))  # (S, U, latent...)
+        return (task.log_joint(theta, z) - task.log_prob(theta, z)).to(torch.float64)
+    z = task.sample(theta, task.noise(generator, (-(-samples // task.particles),)))  # (S', U, M·L...)
+    log_w = task.particle_log_joint(theta, z) - task.particle_log_prob(theta, z)  # (S', U, M)
+    return log_w.movedim(-1, 1).reshape(-1, log_w.shape[1])[:samples].to(torch.float64)
