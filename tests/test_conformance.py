@@ -50,12 +50,18 @@ SMALL: dict[str, list[dict[str, str]]] = {
     "discrete-vae": [
         {"latents": "2", "categories": "3", **VAE},
         {"latents": "2", "categories": "3", "dtype": "float64", **VAE},
+        {"latents": "2", "categories": "3", "particles": "2", **VAE},  # the importance-weighted bound
     ],
     "bernoulli-vae": [
         {"latents": "3", "layers": "nonlinear", **VAE},
         {"latents": "3", "layers": "nonlinear", "dtype": "float64", **VAE},
+        {"latents": "3", "layers": "nonlinear", "particles": "2", **VAE},
     ],
-    "vae": [{"latents": "2", **VAE}, {"latents": "2", "dtype": "float64", **VAE}],
+    "vae": [
+        {"latents": "2", **VAE},
+        {"latents": "2", "dtype": "float64", **VAE},
+        {"latents": "2", "particles": "3", **VAE},
+    ],
 }
 """Small configurations as `--param` strings, each family in both precisions (its default first);
 a task not named here runs at its defaults."""

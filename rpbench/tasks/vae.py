@@ -15,7 +15,9 @@ bound of Burda, Grosse & Salakhutdinov (2016), one bound per image::
 particles of every image side by side on the latent-variable axis (``M·L`` variables, particle
 major), so every estimator sees the M-fold product distribution as one larger latent: the
 estimators of the ELBO apply unchanged and stay unbiased where they were, and
-:class:`~rpbench.tasks.protocols.ImportanceWeighted` gives VIMCO and DReG the per-particle terms.  The gradient groups are the ``encoder`` (where the estimator matters) and the
+:class:`~rpbench.tasks.protocols.ImportanceWeighted` gives VIMCO and DReG the per-particle terms.
+
+The gradient groups are the ``encoder`` (where the estimator matters) and the
 ``decoder`` parameters.  The model state is the initialisation drawn from ``model_seed``, or that
 state after ``steps`` Adam steps (lr 1e-3) on random training minibatches with the task's stated
 training estimator; the measured minibatch is the first ``minibatch`` training images.  Training
@@ -27,7 +29,8 @@ Truth: when ``minibatch × |latent space| ≤ 2²¹`` the ELBO and its gradient 
 enumerating every latent configuration (e.g. 2×4 categorical, up to 16 Bernoulli latents at
 minibatch 32).  The bound ``L_M`` needs the M-fold product space, ``|Z|^M`` tuples per image, so it
 is enumerated while ``minibatch × |Z|^M ≤ 2²¹`` (e.g. 4 Bernoulli latents with M = 4 at minibatch
-32); the decoder runs once per configuration and the tuples only combine those terms.  Otherwise the truth is a reference gradient averaged from ``reference`` samples
+32); the decoder runs once per configuration and the tuples only combine those terms.
+Otherwise the truth is a reference gradient averaged from ``reference`` samples
 of the task's unbiased reference estimator, with its standard error carried into the bias CI.
 
 Precision: ``dtype`` (float32 by default, or float64) is that of the model state, the images, the
@@ -742,7 +745,8 @@ class GaussianVAE(VAETask):
         return _broadcastable(mean, noise) + _broadcastable(scale, noise) * noise
 
     def log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
-        return _diagonal_normal_log_prob(*(self.tile_particles(m) for m in self._moments(theta)), z)
+        mean, scale = self._moments(theta)
+        return _diagonal_normal_log_prob(self.tile_particles(mean), self.tile_particles(scale), z)
 
     def single_log_prob(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
         return _diagonal_normal_log_prob(*self._moments(theta), z)

@@ -11,7 +11,8 @@ For each eval image x and S samples z_s ~ q(z | x), with log weights
 Both are averaged over the task's fixed eval split; ``eval_elbo_se`` is the standard error of
 that average over images (it contains the images' spread and the Monte Carlo noise of each).
 A task with M particles (the importance-weighted objective) is evaluated on S single-particle
-draws all the same, so that the held-out numbers of different M are comparable.  The same S samples serve both, drawn from a generator seeded by the caller, so that every run
+draws all the same, so that the held-out numbers of different M are comparable.
+The same S samples serve both, drawn from a generator seeded by the caller, so that every run
 and every estimator of one seed is evaluated with the same noise at the same state.
 """
 

@@ -10,6 +10,8 @@ RELAX, are marked slow).
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -18,7 +20,7 @@ from rpbench.metrics import SIGNIFICANT_LEVEL, summarize
 from rpbench.registry import ESTIMATORS, load_builtins
 from rpbench.tasks.base import Task
 from rpbench.truth import truth_of
-from tests.conftest import bernoulli, categorical, estimates
+from tests.conftest import bernoulli, categorical, estimates, vae
 
 load_builtins()
 FAST = {"rebar": {"tune_steps": 20}, "relax": {"tune_steps": 20}}
@@ -92,3 +94,37 @@ def test_unbiased_on_an_enumerable_bernoulli_vae(name: str, dtype: str) -> None:
 def test_estimators_are_labelled_biased_or_not() -> None:
     biased = {name for name, cls in ESTIMATORS.items() if cls.biased}
     assert biased == {"gumbel", "st-gumbel", "gumbel-rao", "st", "reinmax"}
+
+
+@functools.cache
+def bound(name: str, dtype: str = "float32") -> Task:
+    """The M = 3 importance-weighted bound of a small categorical or Bernoulli VAE (enumerable)."""
+    config = {"latents": 2, "categories": 3} if name == "discrete-vae" else {"latents": 3}
+    return vae(name, minibatch=2, particles=3, dtype=dtype, **config)
+
+
+def test_on_the_bound_every_estimator_of_the_elbo_still_applies_and_vimco_joins() -> None:
+    """The M particles are M·L independent latents of one sample: nothing is refused, VIMCO is added."""
+    assert applicable(bound("discrete-vae")) == sorted([*applicable(categorical()), "vimco"])
+    assert applicable(bound("bernoulli-vae")) == sorted([*applicable(bernoulli()), "vimco"])
+
+
+@pytest.mark.parametrize(
+    ("task_name", "name", "dtype"),
+    [
+        pytest.param(t, n, d, marks=[pytest.mark.slow] if d == "float64" and n in {"rebar", "relax"} else [])
+        for t in ("discrete-vae", "bernoulli-vae")
+        for d in ("float32", "float64")
+        for n in applicable(bound(t))
+    ],
+)
+def test_unbiased_on_the_enumerated_importance_weighted_bound(task_name: str, name: str, dtype: str) -> None:
+    task = bound(task_name, dtype)
+    for group, row in strict(task, name).items():
+        assert row["bias_lo"] == 0.0, (name, group, row["bias"], row["bias_lo"])
+
+
+@pytest.mark.parametrize("name", ["gumbel", "st-gumbel"])
+def test_the_relaxed_bound_is_biased(name: str) -> None:
+    """The relaxation of the bound (relaxed one-hots in p(x|z), p(z) and q(z)) is biased, as the ELBO's is."""
+    assert max(row["bias_lo"] for row in strict(bound("discrete-vae"), name).values()) > 0.0

@@ -107,24 +107,41 @@ points at one estimate exceed it; their declaration is the per-estimate part (``
 
 def small_tasks() -> list:
     from rpbench.registry import get_task
-    from tests.conftest import bernoulli, categorical
+    from tests.conftest import bernoulli, categorical, vae
 
     toy = get_task("bernoulli-toy")({"dim": 3, "t": 0.45, "logit": 0.7, "dtype": "float64"}, CPU)
     gamma = get_task("gamma")({"dim": 2, "alpha": 0.5, "beta": 1.0, "fn": "log", "k": 1.0, "dtype": "float64"}, CPU)
-    return [gaussian(dim=2, fn="cos"), categorical("float64"), bernoulli("float64"), toy, gamma]
+    bounds = [  # the importance-weighted bound: M particles per sample
+        vae("bernoulli-vae", latents=3, particles=2, dtype="float64"),
+        vae("vae", latents=2, particles=3, dtype="float64"),
+    ]
+    return [gaussian(dim=2, fn="cos"), categorical("float64"), bernoulli("float64"), toy, gamma, *bounds]
 
 
 class CountingObjective:
-    """Wraps a task's objective and counts the points it is evaluated at (samples, relaxed or hard)."""
+    """Wraps a task's objective and counts the points it is evaluated at (samples, relaxed or hard).
+
+    On a task with per-particle log weights (the importance-weighted bound) a call of those outside
+    the objective (VIMCO, DReG) is an evaluation of f at its samples too."""
 
     def __init__(self, task) -> None:
-        self.task, self.objective, self.points = task, task.objective, 0
+        self.task, self.objective, self.points, self.inside = task, task.objective, 0, False
         one = task.sample(task.theta, task.noise(torch.Generator().manual_seed(0), (1,)))
         self.size = one[0].numel()  # elements of one sample's latent
+        self.log_joint = getattr(task, "particle_log_joint", None)
 
     def __call__(self, theta, z: torch.Tensor) -> torch.Tensor:
         self.points += z.numel() // self.size
-        return self.objective(theta, z)
+        self.inside = True
+        try:
+            return self.objective(theta, z)
+        finally:
+            self.inside = False
+
+    def particle_log_joint(self, theta, z: torch.Tensor) -> torch.Tensor:
+        if not self.inside:
+            self.points += z.numel() // self.size
+        return self.log_joint(theta, z)
 
 
 def counted(task, estimator, samples: int, batch: int) -> int:
@@ -132,10 +149,14 @@ def counted(task, estimator, samples: int, batch: int) -> int:
     counter = CountingObjective(task)
     estimator.prepare(task, batch, torch.Generator().manual_seed(1))
     task.objective = counter  # an instance attribute shadows the method while counting
+    if counter.log_joint is not None:
+        task.particle_log_joint = counter.particle_log_joint
     try:
         estimator.estimate(task, samples, batch, torch.Generator().manual_seed(2))
     finally:
         del task.objective
+        if counter.log_joint is not None:
+            del task.particle_log_joint
     return counter.points
 
 

@@ -318,3 +318,105 @@ def test_amortized_objective_keeps_the_value() -> None:
     reduced, _ = task.amortize(task.theta)
     z = task.sample(task.theta, task.noise(torch.Generator().manual_seed(0), (3,)))
     torch.testing.assert_close(task.objective(reduced, z), task.objective(task.theta, z))
+
+
+# -- the importance-weighted bound (particles = M) ---------------------------------------------------
+BOUND_TASKS = [
+    ("discrete-vae", {"latents": 2, "categories": 3}),
+    ("bernoulli-vae", {"latents": 3}),
+]
+
+
+def brute_force_bound(task) -> torch.Tensor:
+    """``mean_u Σ_{z_1..z_M} Π q(z_m) · f_u(z_1..z_M)`` with the task's own objective on every tuple of
+    the product space (the sample layout the estimators see), differentiable in θ."""
+    single = task.all_latents()  # (|Z|, L, …)
+    tuples = itertools.product(range(single.shape[0]), repeat=task.particles)
+    z = torch.stack([torch.cat([single[i] for i in combo]) for combo in tuples])  # (|Z|^M, M·L, …)
+    z = z.unsqueeze(1).expand(z.shape[0], task.minibatch, *z.shape[1:])
+    weights = torch.exp(task.log_prob(task.theta, z))  # Π_m q(z_m): (|Z|^M, U)
+    return (weights * task.objective(task.theta, z)).sum(0).mean()
+
+
+@pytest.mark.parametrize(("name", "config"), BOUND_TASKS)
+def test_the_enumerated_bound_is_the_objective_summed_over_the_product_space(name: str, config: dict) -> None:
+    task = vae(name, minibatch=2, particles=3, dtype="float64", **config)
+    theta = task.theta
+    leaves = [v.requires_grad_(True) for p in theta.values() for v in p.values()]
+    try:
+        value = brute_force_bound(task)
+        grads = torch.autograd.grad(value, leaves)
+    finally:
+        for leaf in leaves:
+            leaf.requires_grad_(False)
+    exact = task.exact_gradient()
+    assert task.exact_value() == pytest.approx(float(value.detach()), rel=1e-12)
+    flat = [exact[g][k] for g, p in theta.items() for k in p]
+    for got, want in zip(flat, grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_a_wrong_enumeration_fails_the_product_space_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mean of the log weights in place of their log-mean-exp (the ELBO, not the bound) is caught."""
+    import rpbench.tasks.vae as module
+
+    task = vae("bernoulli-vae", minibatch=2, particles=3, dtype="float64", latents=3)
+    with torch.no_grad():
+        value = float(brute_force_bound(task))
+    monkeypatch.setattr(module, "log_mean_exp", lambda log_w: log_w.mean(-1))
+    assert task.exact_value() != pytest.approx(value, rel=1e-6)
+
+
+@pytest.mark.parametrize(("name", "config"), BOUND_TASKS)
+def test_the_bound_rises_with_the_particles_towards_log_px(name: str, config: dict) -> None:
+    """Burda et al. (2016), Theorem 1: ELBO = L_1 ≤ L_2 ≤ … ≤ log p(x), with L_1 the ELBO."""
+    values = [vae(name, minibatch=2, particles=m, dtype="float64", **config).exact_value() for m in (1, 2, 3, 4)]
+    task = vae(name, minibatch=2, dtype="float64", **config)
+    with torch.no_grad():
+        z = task.all_latents().unsqueeze(1).expand(-1, task.minibatch, *task.all_latents().shape[1:])
+        log_px = float(torch.logsumexp(task.log_joint(task.theta, z), 0).mean())
+    assert values == sorted(values) and values[0] < values[-1] < log_px
+    assert values[0] == pytest.approx(task.exact_value(), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["discrete-vae", "bernoulli-vae", "vae"])
+def test_the_bound_of_one_sample_is_the_log_mean_exp_of_its_particles_log_weights(name: str) -> None:
+    """Each particle of an M-particle sample, cut out and scored by the one-particle task, gives the
+    same log weight; the objective is their log-mean-exp (the layout: variable m·L + l)."""
+    config = {"latents": 2, "categories": 3} if name == "discrete-vae" else {"latents": 3}
+    one = vae(name, minibatch=3, dtype="float64", **config)
+    many = vae(name, minibatch=3, particles=4, dtype="float64", **config)
+    z = many.sample(many.theta, many.noise(torch.Generator().manual_seed(5), (2,)))  # (2, U, 4·L, …)
+    latents = int(config["latents"])
+    parts = [z[:, :, m * latents : (m + 1) * latents] for m in range(4)]
+    log_w = torch.stack([one.log_joint(one.theta, p) - one.log_prob(one.theta, p) for p in parts], -1)
+    torch.testing.assert_close(many.objective(many.theta, z), torch.logsumexp(log_w, -1) - math.log(4))
+    torch.testing.assert_close(many.log_prob(many.theta, z), sum(one.log_prob(one.theta, p) for p in parts))
+
+
+def test_one_particle_is_the_elbo_and_changes_no_number() -> None:
+    """``particles`` is neutral: at 1 it stays out of the seeds, and the samples and values are those of
+    the task without it; at 2 it enters them."""
+    from rpbench.params import seed_config
+
+    for name in ("discrete-vae", "bernoulli-vae", "vae"):
+        plain = vae(name)
+        explicit = vae(name, particles=1)
+        z = plain.sample(plain.theta, plain.noise(torch.Generator().manual_seed(0), (3,)))
+        assert torch.equal(plain.objective(plain.theta, z), explicit.objective(explicit.theta, z))
+        params = type(plain).params
+        assert "particles" not in seed_config(explicit.config, params)
+        assert seed_config({**explicit.config, "particles": 2}, params)["particles"] == 2
+
+
+def test_enumeration_limit_counts_the_tuples_of_particles() -> None:
+    assert vae("bernoulli-vae", latents=4, minibatch=32, particles=4).enumerable  # 32 × 2¹⁶ = 2²¹
+    assert not vae("bernoulli-vae", latents=4, minibatch=32, particles=5).enumerable
+    assert not vae("bernoulli-vae", latents=4, minibatch=64, particles=4).enumerable
+    assert vae("discrete-vae", latents=2, categories=4, minibatch=32, particles=2).enumerable  # 32 × 16²
+
+
+def test_particles_must_be_at_least_one() -> None:
+    from tests.conftest import exit_code
+
+    assert exit_code(["run", "--task", "vae", "-w", "particles=0", "--estimator", "pathwise", "-K", "10"]) == 2

@@ -53,3 +53,21 @@ def test_the_same_noise_gives_the_same_numbers() -> None:
     b = evaluate(task, task.theta, images, 20, torch.Generator().manual_seed(5))
     c = evaluate(task, task.theta, images, 20, torch.Generator().manual_seed(6))
     assert a == b and a != c and a.elbo <= a.iwae
+
+
+@pytest.mark.parametrize("name", ["discrete-vae", "vae"])
+def test_a_task_with_particles_is_evaluated_on_the_same_number_of_draws(name: str) -> None:
+    """S single-particle draws whatever M is: ``ceil(S / M)`` samples of M particles, the first S kept."""
+    config = {"latents": 2, "categories": 3} if name == "discrete-vae" else {"latents": 2}
+    one = vae(name, dtype="float64", **config)
+    many = vae(name, dtype="float64", particles=3, **config)
+    images = one.eval_images()[:10]
+    found = evaluate(many, many.theta, images, 7, torch.Generator().manual_seed(2))
+    with many.evaluated_at(many.theta, images), one.evaluated_at(one.theta, images), torch.no_grad():
+        z = many.sample(many.theta, many.noise(torch.Generator().manual_seed(2), (3,)))  # 3 × 3 ≥ 7 particles
+        latents = z.shape[2] // 3
+        parts = [z[:, :, m * latents : (m + 1) * latents] for m in range(3)]
+        log_w = torch.stack([one.log_joint(one.theta, p) - one.log_prob(one.theta, p) for p in parts], 1)
+        log_w = log_w.reshape(9, -1)[:7]  # draw s, then particle m
+    assert found.elbo == pytest.approx(float(log_w.mean()), rel=1e-12)
+    assert found.iwae == pytest.approx(float((torch.logsumexp(log_w, 0) - math.log(7)).mean()), rel=1e-12)
