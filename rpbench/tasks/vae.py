@@ -11,14 +11,18 @@ bound of Burda, Grosse & Salakhutdinov (2016), one bound per image::
 
     L_M(θ) = mean_u  E_{z_1..z_M ~ q(·|x_u)} [ log (1/M) Σ_m p(x_u, z_m) / q(z_m | x_u) ]
 
-(``L_1`` is the ELBO; ``L_M`` rises with M towards ``log p(x_u)``).  One sample then holds the M
-particles of every image side by side on the latent-variable axis (``M·L`` variables, particle
-major), so every estimator sees the M-fold product distribution as one larger latent: the
-estimators of the ELBO apply unchanged and stay unbiased where they were, and
-:class:`~rpbench.tasks.protocols.ImportanceWeighted` gives VIMCO and DReG the per-particle terms.
+(``L_1`` is the ELBO; ``L_M`` rises with M towards ``log p(x_u)``).  ``kl=sampled`` takes the
+one-particle bound ``log w`` as the objective at M = 1 too (the same expectation and gradient as the
+closed-form ELBO, with the KL's noise in every estimate: the M = 1 point of the IWAE family);
+``kl=auto``, the default, keeps the closed-form KL at M = 1.
 
-The gradient groups are the ``encoder`` (where the estimator matters) and the
-``decoder`` parameters.  The model state is the initialisation drawn from ``model_seed``, or that
+One sample then holds the M particles of every image side by side on the latent-variable axis
+(``M·L`` variables, particle major), so every estimator sees the M-fold product distribution as
+one larger latent: the estimators of the ELBO apply unchanged and stay unbiased where they were,
+and :class:`~rpbench.tasks.protocols.ImportanceWeighted` gives VIMCO and DReG the per-particle terms.
+
+The gradient groups are the ``encoder`` (where the estimator matters) and the ``decoder``
+parameters.  The model state is the initialisation drawn from ``model_seed``, or that
 state after ``steps`` Adam steps (lr 1e-3) on random training minibatches with the task's stated
 training estimator; the measured minibatch is the first ``minibatch`` training images.  Training
 is not done here: a task with ``steps > 0`` declares what training needs
@@ -29,9 +33,9 @@ Truth: when ``minibatch × |latent space| ≤ 2²¹`` the ELBO and its gradient 
 enumerating every latent configuration (e.g. 2×4 categorical, up to 16 Bernoulli latents at
 minibatch 32).  The bound ``L_M`` needs the M-fold product space, ``|Z|^M`` tuples per image, so it
 is enumerated while ``minibatch × |Z|^M ≤ 2²¹`` (e.g. 4 Bernoulli latents with M = 4 at minibatch
-32); the decoder runs once per configuration and the tuples only combine those terms.
-Otherwise the truth is a reference gradient averaged from ``reference`` samples
-of the task's unbiased reference estimator, with its standard error carried into the bias CI.
+32); the decoder runs once per configuration and the tuples only combine those terms (in
+float64).  Otherwise the truth is a reference gradient averaged from ``reference`` samples of the
+task's unbiased reference estimator, with its standard error carried into the bias CI.
 
 Precision: ``dtype`` (float32 by default, or float64) is that of the model state, the images, the
 noise and the estimates.  The initialisation is drawn in float32 and then converted, and the
@@ -135,6 +139,17 @@ PARTICLES = ParamSpec(
     check=at_least(1),
     expect="an integer >= 1",
     neutral=True,  # added later: at 1 the seeds (and so every published number) stay as they were
+)
+
+KL_FORMS = ("auto", "closed-form", "sampled")
+KL = ParamSpec(
+    "kl",
+    str,
+    "auto",
+    "the KL term: closed-form (the ELBO, particles=1 only), sampled (log w = log p(x,z) - log q(z|x), "
+    "the one-particle bound) or auto (closed-form at particles=1, sampled above)",
+    choices=KL_FORMS,
+    neutral=True,
 )
 
 
@@ -273,6 +288,11 @@ class VAETask(Task, Amortized, Conditioned, ImportanceWeighted, ReferenceTruth, 
                 f"task {self.name}: minibatch={self.minibatch} exceeds the "
                 f"{data.train.shape[0]} training images of {data.name}"
             )
+        if self.particles > 1 and self.config.get("kl", "auto") == "closed-form":
+            raise UsageError(
+                f"task {self.name}: kl=closed-form needs particles=1 (the bound's weights hold log q); "
+                f"got particles={self.particles}; valid: kl=auto or kl=sampled"
+            )
         self.pixels = data.train.shape[1]
         self.encoder, self.decoder = self.build_networks()
         self.x = self.fixed_minibatch()
@@ -405,6 +425,12 @@ class VAETask(Task, Amortized, Conditioned, ImportanceWeighted, ReferenceTruth, 
     def particles(self) -> int:
         return int(self.config.get("particles", 1))
 
+    @property
+    def is_bound(self) -> bool:
+        """Whether the objective is the log-mean-exp of the particles' log weights (M ≥ 2, or
+        ``kl=sampled``) rather than the ELBO with its KL in closed form."""
+        return self.particles > 1 or self.config.get("kl", "auto") == "sampled"
+
     def tile_particles(self, per_unit: torch.Tensor) -> torch.Tensor:
         """One particle's per-unit latent parameters ``(U, L, …)`` repeated for the M particles along
         the variable axis: ``(U, M·L, …)`` (the tensor itself where M = 1)."""
@@ -475,7 +501,7 @@ class VAETask(Task, Amortized, Conditioned, ImportanceWeighted, ReferenceTruth, 
         raise NotImplementedError
 
     def objective(self, theta: Theta, z: torch.Tensor) -> torch.Tensor:
-        if self.particles > 1:  # the importance-weighted bound of each unit
+        if self.is_bound:  # the importance-weighted bound of each unit
             return log_mean_exp(self.particle_log_joint(theta, z) - self.particle_log_prob(theta, z))
         encoder = theta["encoder"]
         if not isinstance(encoder, torch.Tensor) or encoder.grad_fn is not None:
@@ -619,6 +645,7 @@ class DiscreteVAE(_RelaxableVAE, CategoricalLatent):
         HIDDEN2,
         DTYPE,
         PARTICLES,
+        KL,
     )
     train_estimator = ("gumbel", {"tau": 1.0}, 1)
     reference_estimator = ("score+loo", {}, 8)
@@ -674,6 +701,7 @@ class BernoulliVAE(_RelaxableVAE, BernoulliLatent):
         ),
         DTYPE,
         PARTICLES,
+        KL,
     )
     train_estimator = ("disarm", {}, 1)
     reference_estimator = ("disarm", {}, 8)
@@ -720,6 +748,7 @@ class GaussianVAE(VAETask):
         HIDDEN2,
         DTYPE,
         PARTICLES,
+        KL,
     )
     train_estimator = ("pathwise", {}, 1)
     reference_estimator = ("pathwise", {}, 8)

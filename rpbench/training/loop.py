@@ -7,7 +7,9 @@ estimator's noise (a generator on the task's device seeded ``seed + 1``, as
 ``train_elbo`` (``seed + 3``) and the evaluation noise (seeded by the seed alone, so
 that step 0 gives the same numbers for every estimator).  Each step: one minibatch of
 ``minibatch`` images, one gradient estimate of ``batch`` samples per image from the estimator,
-one Adam step ascending the ELBO, then the estimator's
+one Adam step ascending the task's objective (the ELBO; with ``particles = M ≥ 2`` the
+M-sample importance-weighted bound, which trains the IWAE of Burda, Grosse & Salakhutdinov 2016,
+and ``train_elbo`` logs that bound), then the estimator's
 :meth:`~rpbench.estimators.base.Estimator.adapt` (REBAR's η and λ, RELAX's network: one
 variance-descent step at the new state, inside the step's time).  Evaluation points: step 0,
 every ``eval_every`` steps, and the last step (``steps``, or where ``time_budget`` seconds of

@@ -420,3 +420,25 @@ def test_particles_must_be_at_least_one() -> None:
     from tests.conftest import exit_code
 
     assert exit_code(["run", "--task", "vae", "-w", "particles=0", "--estimator", "pathwise", "-K", "10"]) == 2
+
+
+@pytest.mark.parametrize(("name", "config"), BOUND_TASKS)
+def test_a_sampled_kl_is_the_one_particle_bound_with_the_elbos_truth(name: str, config: dict) -> None:
+    closed = vae(name, minibatch=2, dtype="float64", **config)
+    sampled = vae(name, minibatch=2, dtype="float64", kl="sampled", **config)
+    z = sampled.sample(sampled.theta, sampled.noise(torch.Generator().manual_seed(1), (4,)))
+    log_w = closed.log_joint(closed.theta, z) - closed.log_prob(closed.theta, z)
+    torch.testing.assert_close(sampled.objective(sampled.theta, z), log_w)
+    assert not torch.allclose(closed.objective(closed.theta, z), log_w)  # the closed form differs per sample
+    assert sampled.exact_value() == pytest.approx(closed.exact_value(), rel=1e-12)
+    for group, grads in closed.exact_gradient().items():
+        for key, value in grads.items():
+            torch.testing.assert_close(sampled.exact_gradient()[group][key], value)
+
+
+def test_a_closed_form_kl_with_several_particles_is_refused() -> None:
+    from tests.conftest import exit_code
+
+    with pytest.raises(UsageError, match="kl=closed-form needs particles=1.*valid: kl=auto or kl=sampled"):
+        vae("vae", particles=2, kl="closed-form")
+    assert exit_code(["run", "--task", "vae", "-w", "particles=2", "-w", "kl=closed-form", "-K", "10"]) == 2
