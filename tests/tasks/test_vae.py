@@ -416,10 +416,12 @@ def test_enumeration_limit_counts_the_tuples_of_particles() -> None:
     assert vae("discrete-vae", latents=2, categories=4, minibatch=32, particles=2).enumerable  # 32 × 16²
 
 
-def test_particles_must_be_at_least_one() -> None:
+def test_particles_must_be_at_least_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.conftest import exit_code
 
-    assert exit_code(["run", "--task", "vae", "-w", "particles=0", "--estimator", "pathwise", "-K", "10"]) == 2
+    args = ["run", "--task", "vae", "-p", "particles=0", "-e", "pathwise", "-K", "10", "--out", str(tmp_path)]
+    assert exit_code(args) == 2
+    assert "particles" in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(("name", "config"), BOUND_TASKS)
@@ -436,9 +438,11 @@ def test_a_sampled_kl_is_the_one_particle_bound_with_the_elbos_truth(name: str, 
             torch.testing.assert_close(sampled.exact_gradient()[group][key], value)
 
 
-def test_a_closed_form_kl_with_several_particles_is_refused() -> None:
+def test_a_closed_form_kl_with_several_particles_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.conftest import exit_code
 
-    with pytest.raises(UsageError, match="kl=closed-form needs particles=1.*valid: kl=auto or kl=sampled"):
+    with pytest.raises(UsageError, match=r"kl=closed-form needs particles=1.*valid: kl=auto or kl=sampled"):
         vae("vae", particles=2, kl="closed-form")
-    assert exit_code(["run", "--task", "vae", "-w", "particles=2", "-w", "kl=closed-form", "-K", "10"]) == 2
+    args = ["run", "-t", "vae", "-p", "particles=2", "-p", "kl=closed-form", "-e", "pathwise", "--out", str(tmp_path)]
+    assert exit_code(args) == 2
+    assert "kl=closed-form needs particles=1" in capsys.readouterr().err and not any(tmp_path.iterdir())
