@@ -526,8 +526,10 @@ class VAETask(Task, Amortized, Conditioned, ImportanceWeighted, ReferenceTruth, 
 
     @property
     def enumerable(self) -> bool:
-        """Whether ``minibatch × |Z|^M`` (the tuples of M particles per image) is within the limit."""
-        return self.minibatch * self.latent_space_size() ** self.particles <= ENUMERATION_LIMIT
+        """Whether ``minibatch × |Z|^M`` (the tuples of M particles per image) is within the limit
+        (in integers: ``|Z|^M`` overflows a float for 200 binary latents and M = 10)."""
+        size = self.latent_space_size()
+        return math.isfinite(size) and self.minibatch * round(size) ** self.particles <= ENUMERATION_LIMIT
 
     def all_latents(self) -> torch.Tensor:
         """Every latent configuration, ``(|Z|, latent...)``."""

@@ -414,6 +414,8 @@ def test_enumeration_limit_counts_the_tuples_of_particles() -> None:
     assert not vae("bernoulli-vae", latents=4, minibatch=32, particles=5).enumerable
     assert not vae("bernoulli-vae", latents=4, minibatch=64, particles=4).enumerable
     assert vae("discrete-vae", latents=2, categories=4, minibatch=32, particles=2).enumerable  # 32 × 16²
+    assert not vae("bernoulli-vae", latents=200, particles=10).enumerable  # (2²⁰⁰)¹⁰ overflows a float
+    assert not vae("vae", particles=50).enumerable
 
 
 def test_particles_must_be_at_least_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
