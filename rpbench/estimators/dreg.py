@@ -1,7 +1,7 @@
 """DReG: doubly reparameterized gradients of the importance-weighted bound (continuous latents).
 
 Tucker, Lawson, Gu & Maddison (2019), "Doubly Reparameterized Gradient Estimators for Monte Carlo
-Objectives", ICLR, eq. 5 (IWAE-DReG).  For one evaluation of the M-sample bound with reparameterized
+Objectives", ICLR (the IWAE-DReG estimator).  For one evaluation of the M-sample bound with reparameterized
 particles ``z_m = g_φ(ε_m)``, log weights ``log w_m = log p_θ(x, z_m) − log q_φ(z_m | x)`` and
 normalised weights ``w̃_m = w_m / Σ_j w_j``::
 

@@ -1,6 +1,6 @@
 """VIMCO: the score function of the importance-weighted bound with per-particle leave-one-out signals.
 
-Mnih & Rezende (2016), "Variational Inference for Monte Carlo Objectives", ICML, §3 (eqs. 9–11).
+Mnih & Rezende (2016), "Variational Inference for Monte Carlo Objectives", ICML (the VIMCO estimator).
 For one evaluation of the M-sample bound ``L̂ = log (1/M) Σ_m w_m`` (``w_m = p(x, z_m)/q(z_m|x)``,
 :class:`~rpbench.tasks.protocols.ImportanceWeighted`) the estimate is::
 

@@ -92,7 +92,7 @@ def test_one_estimate_is_lane_zero_of_many() -> None:
 
 
 def test_lower_variance_than_the_plain_score_function_of_the_bound() -> None:
-    """The point of the signals (Mnih & Rezende 2016, §5): far below REINFORCE of the whole bound."""
+    """The point of the signals (Mnih & Rezende 2016): far below REINFORCE of the whole bound."""
     task = bound_task("discrete-vae", particles=5)
     variance = {}
     for name in ("vimco", "score"):
