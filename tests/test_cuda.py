@@ -20,8 +20,8 @@ TINY = {
     "gamma": ["-p", "dim=3", "-p", "fn=linear,log", "-p", "alpha=0.7"],
     "beta-dist": ["-p", "dim=3", "-p", "fn=quadratic,log", "-p", "a=0.6"],
     "discrete-vae": ["-p", "latents=2", "-p", "categories=3", "-p", "minibatch=4", "-p", "hidden=8"],
-    "bernoulli-vae": ["-p", "latents=4", "-p", "minibatch=4", "-p", "hidden=8"],
-    "vae": ["-p", "latents=2", "-p", "minibatch=4", "-p", "hidden=8", "-p", "reference=1000"],
+    "bernoulli-vae": ["-p", "latents=4", "-p", "minibatch=4", "-p", "hidden=8", "-p", "particles=1,2"],
+    "vae": ["-p", "latents=2", "-p", "minibatch=4", "-p", "hidden=8", "-p", "reference=1000", "-p", "particles=1,3"],
 }
 
 
