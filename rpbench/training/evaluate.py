@@ -57,11 +57,8 @@ def _log_weights(task: VAETask, theta: dict, samples: int, generator: torch.Gene
     """``log w`` of ``samples`` single-particle draws per image, ``(S, U)`` in float64.
 
     A task with M particles per sample draws ``ceil(S / M)`` samples and keeps the first S of their
-    particles, so that S counts draws from q whatever M is (and M = 1 draws as before).
+    particles, so that S counts draws from q whatever M is (M = 1: the S samples themselves).
     """
-    if task.particles == 1:
-        z = task.sample(theta, task.noise(generator, (samples,)))  # (S, U, latent...)
-        return (task.log_joint(theta, z) - task.log_prob(theta, z)).to(torch.float64)
     z = task.sample(theta, task.noise(generator, (-(-samples // task.particles),)))  # (S', U, M·L...)
     log_w = task.particle_log_joint(theta, z) - task.particle_log_prob(theta, z)  # (S', U, M)
     return log_w.movedim(-1, 1).reshape(-1, log_w.shape[1])[:samples].to(torch.float64)
