@@ -57,9 +57,10 @@ $(VENV)/.peers-installed: $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps storchastic==0.3.7
 	touch $@
 
-regress: setup ## run tasks/ci.toml and compare it with the committed baseline (exit 1 on a regression)
+regress: setup ## run tasks/ci.toml and compare it with the committed baseline (exit 1 on a regression); HISTORY=FILE also records it
 	rm -rf results/regress
 	$(BIN)/rpbench run --suite tasks/ci.toml --out results/regress --quiet
+	$(if $(HISTORY),$(BIN)/rpbench record "$$(ls -d results/regress/*/ | tail -n 1)" --history $(HISTORY))
 	$(BIN)/rpbench compare results/baseline/ci.csv "$$(ls -d results/regress/*/ | tail -n 1)"
 
 baseline: setup ## refresh results/baseline/ci.csv and its sidecar ci.json from tasks/ci.toml (commit both)

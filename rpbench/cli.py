@@ -514,6 +514,38 @@ def compare_command(
         raise typer.Exit(1)
 
 
+@app.command("record")
+def record_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `rpbench run`.")],
+    history: Annotated[Path, typer.Option("--history", help="The history file (SQLite; created if missing).")],
+) -> None:
+    """Add a run to a results history, keyed by its git commit and machine (twice: a no-op)."""
+    from rpbench.history.store import record
+
+    run_id, added = record(run_dir, history)
+    console.print(f"{'recorded' if added else 'already recorded'}: {run_id} in {history}")
+
+
+@app.command("history")
+def history_command(
+    history: Annotated[Path, typer.Argument(help="A history file written by `rpbench record`.")],
+    metric: Annotated[str, typer.Option(help="The metric to follow (a metric `rpbench compare` tests).")] = "variance",
+    where: Annotated[
+        list[str] | None, typer.Option("--where", "-w", help="Keep rows with key=value (a comma list; repeatable).")
+    ] = None,
+    machine: Annotated[str | None, typer.Option(help="Only this machine (its fingerprint, or a prefix).")] = None,
+    tolerance: Annotated[float, typer.Option(help="Relative change a metric may make before it counts.")] = 0.1,
+    level: Annotated[float, typer.Option(help="Confidence level of each test.")] = 0.99,
+) -> None:
+    """A metric across the recorded commits, with its change points (regressions, improvements)."""
+    from rpbench.history.changes import SERIES_COLUMNS, history_table
+    from rpbench.views.history import history_view
+
+    frame = history_table(history, metric, where or [], machine, tolerance, level)
+    keys = [c for c in frame.columns if c not in (*SERIES_COLUMNS, metric, f"{metric}_lo", f"{metric}_hi", "change")]
+    console.print(history_view(frame, metric, keys))
+
+
 def write_output(path: Path, text: str) -> None:
     """Write a report file atomically; a :class:`UsageError` if the folder is unusable."""
     try:

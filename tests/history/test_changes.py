@@ -1,0 +1,91 @@
+"""Change points: a change planted at one commit is flagged there and nowhere else.
+
+The runs are real (score and pathwise on the quadratic, K = 3000); a planted regression is the
+score estimator's estimates scaled by 2 (variance × 4) from one commit on, and its removal an
+improvement. Noise alone (another seed, the same code) is no change at the gate's level.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from rpbench.estimators.score import Score
+from rpbench.history.changes import history_table
+from rpbench.history.store import record
+from tests.conftest import exit_code
+from tests.history.conftest import ARGS, as_commit
+from tests.views.runs import run_folder
+
+
+def scaled_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Score.estimate
+
+    def estimate(self, task, samples: int, batch: int, generator: torch.Generator):  # type: ignore[no-untyped-def]
+        return {g: 2 * v for g, v in original(self, task, samples, batch, generator).items()}
+
+    monkeypatch.setattr(Score, "estimate", estimate)
+
+
+@pytest.fixture
+def planted(source_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A history of four commits: a, b (another seed), c (score's estimates doubled), d (fixed)."""
+    history = tmp_path / "history.db"
+    other_seed = run_folder(tmp_path / "b", [*ARGS, "--seed", "1"])
+    with monkeypatch.context() as patch:
+        scaled_score(patch)
+        broken = run_folder(tmp_path / "c", [*ARGS, "--seed", "2"])
+    fixed = run_folder(tmp_path / "d", [*ARGS, "--seed", "3"])
+    for name, folder, day in (("a", source_run, 1), ("b", other_seed, 2), ("c", broken, 3), ("d", fixed, 4)):
+        record(as_commit(folder, tmp_path, f"run-{name}", name * 40, f"2026-01-0{day}T00:00:00+00:00"), history)
+    return history
+
+
+def verdicts(frame, commit: str) -> dict[tuple[str, str, float], str]:
+    rows = frame[frame["commit"] == commit * 10]
+    return {(r.estimator, r.group, r.k): r.change for r in rows.itertuples()}
+
+
+def test_the_planted_regression_and_its_fix_are_flagged_where_they_happened(planted: Path) -> None:
+    frame = history_table(planted, "variance")
+    assert list(frame["commit"].unique()) == ["a" * 10, "b" * 10, "c" * 10, "d" * 10]  # in commit order
+    assert set(verdicts(frame, "a").values()) == {""}  # nothing before it
+    assert set(verdicts(frame, "b").values()) == {""}  # another seed: noise is no change
+    at_c = verdicts(frame, "c")
+    assert {v for k, v in at_c.items() if k[0] == "score"} == {"regression"}  # both groups, both k
+    assert {v for k, v in at_c.items() if k[0] == "pathwise"} == {""}
+    at_d = verdicts(frame, "d")
+    assert {v for k, v in at_d.items() if k[:2] == ("score", "mu")} == {"improvement"}
+    assert "regression" not in at_d.values()  # (σ's heavy tails may leave its improvement unproven)
+    c = frame[(frame["commit"] == "c" * 10) & (frame["estimator"] == "score")]
+    a = frame[(frame["commit"] == "a" * 10) & (frame["estimator"] == "score")]
+    assert (c["variance"].to_numpy() / a["variance"].to_numpy() > 3).all()  # the planted × 4
+
+
+def test_other_machines_are_not_compared_and_can_be_chosen(source_run: Path, tmp_path: Path, monkeypatch) -> None:
+    history = tmp_path / "history.db"
+    with monkeypatch.context() as patch:
+        scaled_score(patch)
+        broken = run_folder(tmp_path / "c", [*ARGS, "--seed", "2"])
+    record(as_commit(source_run, tmp_path, "run-a", "a" * 40, "2026-01-01T00:00:00+00:00"), history)
+    elsewhere = as_commit(broken, tmp_path, "run-c", "c" * 40, "2026-01-03T00:00:00+00:00", device_name="Other CPU")
+    record(elsewhere, history)
+    frame = history_table(history, "variance")
+    assert set(frame["change"]) == {""} and frame["machine"].nunique() == 2
+    machine = frame[frame["run_id"] == "run-c"]["machine"].iloc[0]
+    assert set(history_table(history, "variance", machine=machine[:6])["run_id"]) == {"run-c"}
+    with pytest.raises(Exception, match="no run of that machine; machines:"):
+        history_table(history, "variance", machine="ffffff")
+
+
+def test_the_cli_prints_the_series_and_refuses_bad_metrics(planted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_code(["history", str(planted), "--metric", "variance", "-w", "estimator=score"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"4 run\(s\), 4 regression\(s\), [234] improvement\(s\)", out)  # score: 2 groups × 2 k
+    assert exit_code(["history", str(planted), "--metric", "sharpness"]) == 2
+    err = capsys.readouterr().err
+    assert "not a comparable metric; valid choices:" in err and err.count("\n") == 1
+    assert exit_code(["history", str(planted), "-w", "estimator=nope"]) == 2
