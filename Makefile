@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint format bench bench-compare bench-peers bench-memory bench-limit regress baseline gpu-check clean
+.PHONY: setup run test test-fast lint format bench bench-compare bench-peers bench-memory bench-limit regress baseline test-browser gpu-check clean
 
 setup: $(STAMP)
 
@@ -68,6 +68,9 @@ baseline: setup ## refresh results/baseline/ci.csv and its sidecar ci.json from 
 	$(BIN)/rpbench run --suite tasks/ci.toml --out results/regress --quiet
 	cp "$$(ls -d results/regress/*/ | tail -n 1)results.csv" results/baseline/ci.csv
 	cp "$$(ls -d results/regress/*/ | tail -n 1)run.json" results/baseline/ci.json
+
+test-browser: setup ## the dashboard in headless Chromium (Debian's package chromium); keeps its screenshot in docs/figures/dashboard.png
+	RPBENCH_DASHBOARD_SHOT=docs/figures/dashboard.png $(BIN)/python -m pytest -q --benchmark-disable -rs tests/views/test_dashboard.py
 
 gpu-check: setup ## on a CUDA machine: CUDA tests and a CPU-vs-GPU benchmark table
 	PYTHON=$(BIN)/python scripts/gpu_check.sh

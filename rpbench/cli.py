@@ -546,6 +546,20 @@ def history_command(
     console.print(history_view(frame, metric, keys))
 
 
+@app.command("dashboard")
+def dashboard_command(
+    history: Annotated[Path, typer.Argument(help="A history file written by `rpbench record`.")],
+    out: Annotated[Path, typer.Option("--output", "-o", help="The folder of the static site (created).")],
+    metric: Annotated[str, typer.Option(help="The metric to follow (a metric `rpbench compare` tests).")] = "variance",
+    machine: Annotated[str | None, typer.Option(help="The machine (default: the latest run's).")] = None,
+) -> None:
+    """A static, offline web dashboard of a history: a page per task family, change points marked."""
+    from rpbench.views.dashboard import write_dashboard
+
+    pages = write_dashboard(history, out, metric, machine)
+    console.print(f"wrote {len(pages)} pages to {out} (open {pages[-1]})")
+
+
 def write_output(path: Path, text: str) -> None:
     """Write a report file atomically; a :class:`UsageError` if the folder is unusable."""
     try:

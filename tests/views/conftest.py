@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from rpbench.views.loader import Run, load_run
+from tests.history.conftest import source_run  # noqa: F401  (the dashboard's tests use the history's run)
 from tests.views.runs import DISCRETE, EQUAL_COST, GAUSSIAN, TINY, shared_run, shared_run_dir
 from tests.views.training import write_training_run
 
