@@ -6,20 +6,25 @@ the statistics of ``rpbench compare`` (:mod:`rpbench.views.compare_tests`), on t
 a row whose metric changed significantly and by more than the tolerance is marked ``regression``
 or ``improvement`` at the later run.  Rows are matched by their configuration without the run's base
 ``seed``: two runs at different seeds measure the same configuration independently, which is what
-the tests assume.  Runs whose key columns differ (a parameter added between the
-two commits) are not compared with each other; runs of different machines never are.
+the tests assume.  A key column that the later run has and the earlier lacks is a
+parameter added between the two commits: where it is *neutral* (its default is what the earlier
+code measured) the earlier rows are taken at that default; runs whose key columns differ otherwise
+are not compared with each other, and runs of different machines never are.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from rpbench.errors import UsageError
 from rpbench.history.store import RecordedRun, recorded_runs
+from rpbench.params import ParamSpec
+from rpbench.registry import get_estimator, get_task
 from rpbench.views.compare import compare_runs, parse_metrics
 from rpbench.views.compare_match import canonical
 from rpbench.views.loader import Run
@@ -98,7 +103,10 @@ def _key(run: Run, position: int) -> tuple[str, ...]:
 
 def _changes(earlier: Run | None, run: Run, metric: str, tolerance: float, level: float) -> dict[tuple[str, ...], str]:
     """The verdict of each row of ``run`` against the same machine's previous run (``{}`` where none)."""
-    if earlier is None or _identity(earlier) != _identity(run):
+    if earlier is None:
+        return {}
+    earlier = _with_neutral_defaults(earlier, run)
+    if _identity(earlier) != _identity(run):
         return {}
     common = _rows(earlier) & _rows(run)
     if not common:
@@ -109,6 +117,44 @@ def _changes(earlier: Run | None, run: Run, metric: str, tolerance: float, level
         key = tuple(canonical(change.key[column]) for column in _identity(run))
         verdicts[key] = "regression" if change.regression else "improvement" if change.improvement else ""
     return verdicts
+
+
+def _with_neutral_defaults(earlier: Run, later: Run) -> Run:
+    """``earlier`` with the key columns that ``later`` added filled in at their defaults, where each is a
+    *neutral* parameter (:class:`~rpbench.params.ParamSpec`): one added later whose default is what
+    every run before it measured.  Any other difference in key columns leaves ``earlier`` as it is
+    (and so not compared)."""
+    added = [c for c in later.key_columns if c not in earlier.key_columns]
+    if not added:
+        return earlier
+    results = earlier.results.copy()
+    for name in added:
+        defaults = _neutral_defaults(name, results)
+        if defaults is None:
+            return earlier
+        results[name] = defaults
+    columns = [*earlier.columns, *(c for c in later.columns if c.name in added)]
+    return dataclasses.replace(earlier, results=results, columns=columns)
+
+
+def _neutral_defaults(name: str, results: pd.DataFrame) -> list[object] | None:
+    """Per row, the default of the neutral parameter ``name`` of the row's task or estimator (missing
+    where neither has it); ``None`` where some row's task or estimator has ``name`` but not neutral."""
+    values: list[object] = []
+    for task, estimator in zip(results["task"], results["estimator"], strict=True):
+        specs = [p for cls in (_registered(get_task, task), _registered(get_estimator, estimator)) for p in cls]
+        spec = next((p for p in specs if p.name == name), None)
+        if spec is not None and not spec.neutral:
+            return None
+        values.append(None if spec is None else spec.default)
+    return values
+
+
+def _registered(lookup: Callable[[str], type], name: object) -> tuple[ParamSpec, ...]:
+    try:
+        return tuple(getattr(lookup(str(name)), "params", ()))
+    except UsageError:  # a plugin's task or estimator that is not loaded: nothing known of it
+        return ()
 
 
 def _identity(run: Run) -> list[str]:

@@ -7,9 +7,11 @@ improvement. Noise alone (another seed, the same code) is no change at the gate'
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -89,3 +91,36 @@ def test_the_cli_prints_the_series_and_refuses_bad_metrics(planted: Path, capsys
     err = capsys.readouterr().err
     assert "not a comparable metric; valid choices:" in err and err.count("\n") == 1
     assert exit_code(["history", str(planted), "-w", "estimator=nope"]) == 2
+
+
+def without_column(run_dir: Path, name: str) -> Path:
+    """``run_dir`` as the code before parameter ``name`` existed wrote it: the column gone from both files."""
+    meta_path, results_path = run_dir / "run.json", run_dir / "results.csv"
+    meta = json.loads(meta_path.read_text())
+    meta["columns"] = [c for c in meta["columns"] if c["name"] != name]
+    meta_path.write_text(json.dumps(meta))
+    frame = pd.read_csv(results_path, keep_default_na=False, dtype=str)
+    frame.drop(columns=[name]).to_csv(results_path, index=False)
+    return run_dir
+
+
+@pytest.mark.parametrize(("column", "compared"), [("dtype", True), ("k", False)])
+def test_a_neutral_parameter_added_between_commits_keeps_the_series(
+    column: str, compared: bool, source_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dtype` (neutral: the earlier code measured its default) is filled in and the planted change is
+    still found across the commit that added it; `k` (not neutral) leaves the two runs uncompared."""
+    with monkeypatch.context() as patch:
+        scaled_score(patch)
+        broken = run_folder(tmp_path / "c", [*ARGS, "--seed", "2"])
+    changes = {}
+    for name, drop in (("same", False), ("added", True)):
+        history, folder = tmp_path / f"{name}.db", tmp_path / name
+        folder.mkdir()
+        older = as_commit(source_run, folder, "run-a", "a" * 40, "2026-01-01T00:00:00+00:00")
+        record(without_column(older, column) if drop else older, history)
+        record(as_commit(broken, folder, "run-c", "c" * 40, "2026-01-03T00:00:00+00:00"), history)
+        at_c = history_table(history, "variance").query("commit == 'cccccccccc'")
+        changes[name] = list(at_c.sort_values(["estimator", "k", "group"])["change"])
+    assert "regression" in changes["same"]
+    assert changes["added"] == (changes["same"] if compared else [""] * len(changes["same"]))
