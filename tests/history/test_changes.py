@@ -13,37 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
-from rpbench.estimators.score import Score
 from rpbench.history.changes import history_table
 from rpbench.history.store import record
 from tests.conftest import exit_code
-from tests.history.conftest import ARGS, as_commit
+from tests.history.conftest import ARGS, as_commit, planted_history, scaled_score
 from tests.views.runs import run_folder
-
-
-def scaled_score(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = Score.estimate
-
-    def estimate(self, task, samples: int, batch: int, generator: torch.Generator):  # type: ignore[no-untyped-def]
-        return {g: 2 * v for g, v in original(self, task, samples, batch, generator).items()}
-
-    monkeypatch.setattr(Score, "estimate", estimate)
 
 
 @pytest.fixture
 def planted(source_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A history of four commits: a, b (another seed), c (score's estimates doubled), d (fixed)."""
-    history = tmp_path / "history.db"
-    other_seed = run_folder(tmp_path / "b", [*ARGS, "--seed", "1"])
-    with monkeypatch.context() as patch:
-        scaled_score(patch)
-        broken = run_folder(tmp_path / "c", [*ARGS, "--seed", "2"])
-    fixed = run_folder(tmp_path / "d", [*ARGS, "--seed", "3"])
-    for name, folder, day in (("a", source_run, 1), ("b", other_seed, 2), ("c", broken, 3), ("d", fixed, 4)):
-        record(as_commit(folder, tmp_path, f"run-{name}", name * 40, f"2026-01-0{day}T00:00:00+00:00"), history)
-    return history
+    return planted_history(source_run, tmp_path, monkeypatch)
 
 
 def verdicts(frame, commit: str) -> dict[tuple[str, str, float], str]:

@@ -14,11 +14,8 @@ import pytest
 from PIL import Image
 
 from rpbench.history.changes import history_table
-from rpbench.history.store import record
 from tests.conftest import exit_code
-from tests.history.conftest import ARGS, as_commit
-from tests.history.test_changes import scaled_score
-from tests.views.runs import run_folder
+from tests.history.conftest import planted_history
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
@@ -38,13 +35,7 @@ SERIES = 8  # score and pathwise × fn=quadratic, sigma=1, k = 0.5 and 2 × grou
 
 @pytest.fixture
 def site(source_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    history = tmp_path / "history.db"
-    other_seed = run_folder(tmp_path / "b", [*ARGS, "--seed", "1"])
-    with monkeypatch.context() as patch:
-        scaled_score(patch)
-        broken = run_folder(tmp_path / "c", [*ARGS, "--seed", "2"])
-    for name, folder, day in (("a", source_run, 1), ("b", other_seed, 2), ("c", broken, 3)):
-        record(as_commit(folder, tmp_path, f"run-{name}", name * 40, f"2026-01-0{day}T00:00:00+00:00"), history)
+    history = planted_history(source_run, tmp_path, monkeypatch, commits="abc")
     assert exit_code(["dashboard", str(history), "-o", str(tmp_path / "site")]) == 0
     return tmp_path / "site"
 
